@@ -1,0 +1,1 @@
+"""Pure billing core: money, prices, catalog, quotes. Standard library only, no clock."""
