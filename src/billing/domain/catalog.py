@@ -57,6 +57,7 @@ class Product:
     tax_code: str = ""
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Meter:
     value_property: str = ""
     dimensions: tuple[str, ...] = ()
     active: bool = True
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class Price:
     supersedes: str | None = None
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
     @property
     def is_usage(self) -> bool:
@@ -117,6 +120,7 @@ class Plan:
     description: str = ""
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class AddOn:
     price_id: str
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,7 @@ class Coupon:
     times_redeemed: int = 0
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,308 @@
+"""Pricing a cart from one catalog snapshot: the live quote of checkout pages.
+
+Units: quantities are Decimal; every line is computed exactly by its price model and rounded
+once, half-up, to a minor unit; totals are sums of rounded lines (DESIGN.md §2). The quote is a
+pure function of (request, catalog snapshot, as_of), so one quote can never mix two versions.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from billing.domain.catalog import Aggregation, Catalog, Coupon, Meter, Plan, Price
+from billing.domain.discounts import Discountable, check_redeemable, discount_lines
+from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from billing.domain.money import round_minor
+from billing.domain.pricing import Charge, Usage
+
+_ONE = Decimal(1)
+_ZERO = Decimal(0)
+_T = TypeVar("_T")
+
+
+class LineKind(enum.Enum):
+    SEAT = "seat"
+    USAGE = "usage"
+    ADD_ON = "add_on"
+    ITEM = "item"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSelector:
+    """Exactly one of a price id, a lookup key, or an inline (unpublished) price."""
+
+    price_id: str | None = None
+    lookup_key: str | None = None
+    inline: Price | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSelector:
+    plan_id: str | None = None
+    lookup_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteItem:
+    price: PriceSelector
+    quantity: Decimal = _ONE
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEstimate:
+    """Expected usage of a meter (by event name or id) for events with these properties."""
+
+    meter: str
+    quantity: Decimal
+    properties: tuple[tuple[str, str], ...] = ()
+    transaction_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRequest:
+    currency: str
+    plan: PlanSelector | None = None
+    seats: Decimal = _ONE
+    items: tuple[QuoteItem, ...] = ()
+    add_on_ids: tuple[str, ...] = ()
+    usage: tuple[UsageEstimate, ...] = ()
+    coupon_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LineDiscount:
+    coupon_id: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteLine:
+    kind: LineKind
+    description: str
+    price: Price
+    charge: Charge
+    amount: int
+    discounts: tuple[LineDiscount, ...] = ()
+    included: bool = False
+    inline: bool = False
+
+    @property
+    def discount(self) -> int:
+        return sum(d.amount for d in self.discounts)
+
+    @property
+    def total(self) -> int:
+        return self.amount - self.discount
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    currency: str
+    lines: tuple[QuoteLine, ...]
+    catalog_version: int
+    quote_time: datetime
+    coupons: tuple[Coupon, ...] = field(default=())
+
+    @property
+    def subtotal(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def discount_total(self) -> int:
+        return sum(line.discount for line in self.lines)
+
+    @property
+    def total(self) -> int:
+        return self.subtotal - self.discount_total
+
+
+@dataclass(slots=True)
+class _Entry:
+    kind: LineKind
+    price: Price
+    quantity: Decimal
+    description: str
+    path: str
+    included: bool = False
+    inline: bool = False
+    estimates: list[UsageEstimate] = field(default_factory=list)
+    aggregation: Aggregation = Aggregation.SUM
+
+
+def price_quote(request: QuoteRequest, catalog: Catalog, as_of: datetime) -> Quote:
+    """Price ``request`` against ``catalog`` at ``as_of``."""
+    entries = _cart(request, catalog)
+    _assign_usage(request.usage, entries, catalog)
+    lines = [_price_line(entry) for entry in entries]
+    coupons = tuple(
+        _coupon(catalog, code, f"coupon_codes[{i}]", request.currency, as_of)
+        for i, code in enumerate(request.coupon_codes)
+    )
+    for coupon in coupons:
+        remaining = [Discountable(line.price.product_id, line.total) for line in lines]
+        cuts = discount_lines(coupon, remaining)
+        lines = [
+            _with_discount(line, coupon.id, cut) if cut else line
+            for line, cut in zip(lines, cuts, strict=True)
+        ]
+    return Quote(request.currency, tuple(lines), catalog.version, as_of, coupons)
+
+
+def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
+    entries: list[_Entry] = []
+    if request.plan is not None:
+        plan = _select_plan(request.plan, catalog)
+        if plan.seat_price_id:
+            price = catalog.price(plan.seat_price_id)
+            entries.append(_Entry(LineKind.SEAT, price, request.seats, f"{plan.name} seats", "plan"))
+        for price_id in plan.usage_price_ids:
+            price = catalog.price(price_id)
+            entries.append(_Entry(LineKind.USAGE, price, _ZERO, _describe(price, catalog), "plan"))
+        for addon_id in plan.included_addon_ids:
+            addon = catalog.addon(addon_id)
+            price = catalog.price(addon.price_id)
+            description = f"{addon.name} (included)"
+            entries.append(_Entry(LineKind.ADD_ON, price, _ONE, description, "plan", included=True))
+    for index, item in enumerate(request.items):
+        path = f"items[{index}].price"
+        price, inline = _select_price(item.price, catalog, path)
+        kind = LineKind.USAGE if price.is_usage else LineKind.ITEM
+        description = _describe(price, catalog)
+        entries.append(_Entry(kind, price, item.quantity, description, path, inline=inline))
+    for index, addon_id in enumerate(request.add_on_ids):
+        path = f"add_ons[{index}]"
+        addon = _located(path, lambda: catalog.addon(addon_id))  # noqa: B023
+        _require_active(addon.active, path, f"add-on {addon.id!r} is archived")
+        price = catalog.price(addon.price_id)
+        entries.append(_Entry(LineKind.ADD_ON, price, _ONE, addon.name, path))
+    for entry in entries:
+        if entry.price.currency != request.currency:
+            raise InvalidArgument.single(
+                entry.path,
+                f"price {entry.price.id!r} is in {entry.price.currency}, "
+                f"the quote is in {request.currency}",
+            )
+    return entries
+
+
+def _select_plan(selector: PlanSelector, catalog: Catalog) -> Plan:
+    if selector.plan_id:
+        plan = _located("plan", lambda: catalog.plan(selector.plan_id or ""))
+    else:
+        plan = _located("plan", lambda: catalog.plan_by_lookup_key(selector.lookup_key or ""))
+    _require_active(plan.active, "plan", f"plan {plan.id!r} is archived")
+    return plan
+
+
+def _select_price(selector: PriceSelector, catalog: Catalog, path: str) -> tuple[Price, bool]:
+    if selector.inline is not None:
+        return selector.inline, True
+    if selector.price_id:
+        price = _located(path, lambda: catalog.price(selector.price_id or ""))
+    else:
+        price = _located(path, lambda: catalog.price_by_lookup_key(selector.lookup_key or ""))
+    _require_active(price.active, path, f"price {price.id!r} is archived")
+    return price, False
+
+
+def _assign_usage(estimates: Sequence[UsageEstimate], entries: list[_Entry], catalog: Catalog) -> None:
+    """Give each usage price the estimates whose meter matches and whose properties pass its filters.
+
+    An estimate is an aggregate of events with the estimate's properties, so it counts towards
+    every usage price whose filters it satisfies, just as the events themselves would.
+    """
+    for index, estimate in enumerate(estimates):
+        path = f"usage[{index}]"
+        meter = _located(f"{path}.meter", lambda: _meter(catalog, estimate.meter))  # noqa: B023
+        properties = dict(estimate.properties)
+        unknown = sorted(set(properties) - set(meter.dimensions))
+        if unknown:
+            raise InvalidArgument.single(
+                f"{path}.properties", f"meter {meter.event_name!r} has no dimension {unknown[0]!r}"
+            )
+        matched = False
+        for entry in entries:
+            usage = entry.price.usage
+            if usage is None or usage.meter_id != meter.id:
+                continue
+            if all(properties.get(key) == value for key, value in usage.filters):
+                entry.estimates.append(estimate)
+                entry.aggregation = meter.aggregation
+                matched = True
+        if not matched:
+            raise InvalidArgument.single(path, "matches no usage price in the cart")
+    for entry in entries:
+        if entry.estimates:
+            entry.quantity = _combine(entry.estimates, entry.aggregation)
+
+
+def _combine(estimates: Sequence[UsageEstimate], aggregation: Aggregation) -> Decimal:
+    # NOTE: a max or latest meter reports one level, not a total; two estimates of it overlap.
+    if aggregation in (Aggregation.MAX, Aggregation.LATEST):
+        return max(e.quantity for e in estimates)
+    return sum((e.quantity for e in estimates), _ZERO)
+
+
+def _price_line(entry: _Entry) -> QuoteLine:
+    if entry.included:
+        charge = Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
+    else:
+        count = sum(e.transaction_count for e in entry.estimates)
+        charge = entry.price.model.charge(Usage(entry.quantity, transaction_count=count))
+    return QuoteLine(
+        kind=entry.kind,
+        description=entry.description,
+        price=entry.price,
+        charge=charge,
+        amount=round_minor(charge.amount),
+        included=entry.included,
+        inline=entry.inline,
+    )
+
+
+def _with_discount(line: QuoteLine, coupon_id: str, cut: int) -> QuoteLine:
+    return QuoteLine(
+        kind=line.kind,
+        description=line.description,
+        price=line.price,
+        charge=line.charge,
+        amount=line.amount,
+        discounts=(*line.discounts, LineDiscount(coupon_id, cut)),
+        included=line.included,
+        inline=line.inline,
+    )
+
+
+def _describe(price: Price, catalog: Catalog) -> str:
+    product = catalog.products.get(price.product_id)
+    name = product.name if product else price.product_id
+    return f"{name} ({price.nickname})" if price.nickname else name
+
+
+def _meter(catalog: Catalog, reference: str) -> Meter:
+    if reference in catalog.meters:
+        return catalog.meters[reference]
+    return catalog.meter_by_event(reference)
+
+
+def _coupon(catalog: Catalog, code: str, path: str, currency: str, as_of: datetime) -> Coupon:
+    coupon = _located(path, lambda: catalog.coupon_by_code(code))
+    check_redeemable(coupon, currency, as_of)
+    return coupon
+
+
+def _require_active(active: bool, path: str, message: str) -> None:
+    if not active:
+        raise FailedPrecondition(f"{path}: {message}")
+
+
+def _located(path: str, find: Callable[[], _T]) -> _T:
+    try:
+        return find()
+    except NotFound as error:
+        raise NotFound(f"{path}: {error.message}") from None
