@@ -118,6 +118,8 @@ class Plan:
     included_addon_ids: tuple[str, ...] = ()
     lookup_key: str | None = None
     description: str = ""
+    # Derived from the plan's prices, which share one currency.
+    currency: str = ""
     active: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at: datetime | None = None

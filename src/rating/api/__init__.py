@@ -1,0 +1,1 @@
+"""gRPC transport of the rating service: servicers, converters, the error table, interceptors."""

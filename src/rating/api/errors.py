@@ -1,0 +1,83 @@
+"""The one table from our error hierarchy to gRPC status codes (MLServer's pattern).
+
+Anything not in the table is a bug: it is logged with its traceback and answered ``INTERNAL``
+without internals in the message. No request ever gets ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from billing.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    BillingError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+
+log = structlog.get_logger(__name__)
+
+STATUS_OF: dict[type[BillingError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Aborted: grpc.StatusCode.ABORTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Handler = Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
+
+
+def to_status(error: BillingError) -> status_pb2.Status:
+    code = grpc.StatusCode.INTERNAL
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF:  # subclasses map like their parent
+            code = STATUS_OF[kind]
+            break
+    status = status_pb2.Status(code=code.value[0], message=error.message[:1024])
+    if isinstance(error, InvalidArgument):
+        details = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        status.details.add().Pack(details)
+    return status
+
+
+INTERNAL = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Response]:
+    """Answer every failure of ``handler`` with the status the table gives it."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
+        try:
+            return await handler(self, request, context)
+        except BillingError as error:
+            status = to_status(error)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error", method=handler.__name__)
+            status = INTERNAL
+        # The rich status (BadRequest field violations) travels in the standard trailer.
+        grpc_status = rpc_status.to_status(status)
+        await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+
+    return wrapper

@@ -1,0 +1,145 @@
+"""Wires the rating service: database pool, catalog cache, servicers, health, reflection.
+
+Lifecycle (DESIGN.md §8): SIGTERM or SIGINT turns health to NOT_SERVING, stops accepting new
+calls, lets in-flight calls finish within ``grace`` seconds, then closes the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import _async as health_aio  # health.aio, which the stubs lack
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from billing.store.catalog_snapshot import load_catalog, watch_catalog
+from billing.store.database import create_pool
+from billing.store.unit_of_work import CONNECTION_ERRORS, PostgresUnitOfWork
+from billing.v1 import catalog_pb2, catalog_pb2_grpc, customer_pb2, customer_pb2_grpc, rating_pb2, rating_pb2_grpc
+from rating.api.servicers._support import Dependencies
+from rating.api.servicers.catalog import CatalogServicer
+from rating.api.servicers.customers import CustomerServicer
+from rating.api.servicers.rating import RatingServicer
+from rating.catalog_cache import CatalogCache
+
+log = structlog.get_logger(__name__)
+
+_UNHEALTHY: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, TimeoutError)
+
+SERVICE_NAMES = (
+    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
+    rating_pb2.DESCRIPTOR.services_by_name["RatingService"].full_name,
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Bounded so one oversized request cannot take the process's memory (DESIGN.md §7).
+    max_message_bytes: int = 4 * 1024 * 1024
+    grace_seconds: float = 10.0
+    pool_min: int = 2
+    pool_max: int = 10
+    catalog_poll_seconds: float = 0.25
+    health_poll_seconds: float = 1.0
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    cache: CatalogCache
+    health: Any
+    _tasks: list[asyncio.Task[None]]
+    _pool: Any
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._pool.close()
+
+
+async def start_server(
+    database_url: str, config: ServerConfig = ServerConfig(), clock: Callable[[], datetime] | None = None
+) -> RunningServer:
+    pool = await create_pool(database_url, min_size=config.pool_min, max_size=config.pool_max)
+    cache = CatalogCache(await load_catalog(pool))
+    deps = Dependencies(
+        unit_of_work=lambda: PostgresUnitOfWork(pool),
+        read_only=lambda: PostgresUnitOfWork(pool, read_only=True),
+        catalog=cache,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
+    # The catalog servicer's methods are installed from a table, which mypy cannot see.
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(deps), server)  # type: ignore[abstract]
+    customer_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(deps), server)
+    rating_pb2_grpc.add_RatingServiceServicer_to_server(RatingServicer(deps), server)
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    await server.start()
+    tasks = [
+        asyncio.create_task(
+            watch_catalog(pool, cache.version, cache.publish, poll_interval=config.catalog_poll_seconds)
+        ),
+        asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
+    ]
+    log.info("rating server started", address=f"{config.host}:{port}", catalog_version=cache.version())
+    return RunningServer(server, port, cache, health_servicer, tasks, pool)
+
+
+async def _track_database_health(pool: Any, servicer: Any, interval: float) -> None:
+    """Readiness follows the database: NOT_SERVING while it cannot answer ``SELECT 1``."""
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    while True:
+        try:
+            await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=max(interval, 1.0))
+            status = serving
+        except _UNHEALTHY:
+            status = not_serving
+        for name in ("", *SERVICE_NAMES):
+            await servicer.set(name, status)
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, config: ServerConfig = ServerConfig()) -> AsyncIterator[RunningServer]:
+    running = await start_server(database_url, config)
+    try:
+        yield running
+    finally:
+        await running.stop(config.grace_seconds)
+
+
+async def serve_until_signal(database_url: str, config: ServerConfig = ServerConfig()) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serving(database_url, config):
+        await stop.wait()
+        log.info("shutting down", grace_seconds=config.grace_seconds)

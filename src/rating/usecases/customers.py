@@ -1,0 +1,20 @@
+"""Customer use cases."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from billing.domain.customer import Customer
+from rating.usecases.ports import UnitOfWork
+
+
+async def create_customer(uow: UnitOfWork, customer: Customer) -> Customer:
+    return await uow.entities.add(dataclasses.replace(customer, id=uow.new_id("cus")))
+
+
+async def update_customer(uow: UnitOfWork, customer_id: str, changes: Mapping[str, Any]) -> Customer:
+    """Apply validated changes; the converter's mask table keeps ``currency`` out of them."""
+    current = await uow.entities.get(Customer, customer_id, for_update=True)
+    return await uow.entities.update(dataclasses.replace(current, **changes))
