@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 
 from billing.domain.errors import InvalidArgument
-from billing.domain.money import MAX_DECIMAL_PLACES
+from billing.domain.money import EXACT, MAX_DECIMAL_PLACES
 
 # Plain positional notation only: "12", "-0.5", "1.250". No exponents, NaN, Infinity, or
 # thousands separators; those are how floats leak in from clients.
@@ -22,7 +22,7 @@ def parse_decimal(text: str, field: str, *, allow_negative: bool = False) -> Dec
         else:
             reason = "must be a plain decimal number such as '12' or '0.0125'"
         raise InvalidArgument.single(field, f"{reason}, got {text[:40]!r}")
-    value = Decimal(text)
+    value = EXACT.add(Decimal(text), Decimal(0))  # turns "-0" into a plain zero
     if value < 0 and not allow_negative:
         raise InvalidArgument.single(field, f"must not be negative, got {text!r}")
     return value
@@ -32,5 +32,9 @@ def format_decimal(value: Decimal) -> str:
     """Canonical text: no exponent, no trailing zeros after the point, "0" for zero."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
+    # NOTE: not ``value.normalize()``: it rounds to the thread's context precision (28 digits by
+    # default), which silently changed valid 30-digit wire values (18 integer + 12 decimal places).
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text

@@ -17,21 +17,23 @@ from billing.domain.errors import InvalidArgument
 # (XAU, XTS, ...) are left out on purpose: nobody is invoiced in them.
 _EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
-        "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN "
+        "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN "
         "BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS "
         "GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR "
-        "LRD LSL MAD MDL MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD PAB "
-        "PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC "
-        "SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD XCG YER ZAR ZMW ZWG".split(),
+        "LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD "
+        "PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN "
+        "SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VED VES WST XCD XCG YER ZAR "
+        "ZMW ZWG".split(),
         2,
     ),
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    "CLF": 4,
-    "UYW": 4,
 }
 
 MAX_DECIMAL_PLACES = 12
+
+# The one deliberate rounding point; its own context so the thread's default cannot change it.
+_ROUNDING = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP, traps=[decimal.InvalidOperation])
 
 # Wide enough that sums and products of 12-place inputs are exact; Inexact is trapped so a
 # silent rounding anywhere but the one deliberate rounding point is a crash, not a wrong cent.
@@ -64,7 +66,7 @@ def exact_sum(values: Iterable[Decimal]) -> Decimal:
 
 def round_minor(amount: Decimal) -> int:
     """Round an amount in minor units to a whole minor unit, half away from zero."""
-    return int(amount.quantize(Decimal(1), rounding=decimal.ROUND_HALF_UP))
+    return int(_ROUNDING.quantize(amount, Decimal(1)))
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:
