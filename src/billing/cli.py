@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -116,11 +115,21 @@ def _quote_arguments(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--customer", help="customers/{id}: quote in the customer's currency")
     parser.add_argument("--plan", help="plan lookup key or plans/{id}")
     parser.add_argument("--seats", default="1")
-    parser.add_argument("--item", action="append", default=[], metavar="PRICE[=QTY]",
-                        help="price lookup key or prices/{id}, with a quantity")
+    parser.add_argument(
+        "--item",
+        action="append",
+        default=[],
+        metavar="PRICE[=QTY]",
+        help="price lookup key or prices/{id}, with a quantity",
+    )
     parser.add_argument("--addon", action="append", default=[], metavar="addons/ID")
-    parser.add_argument("--usage", action="append", default=[], metavar="METER[:K=V,...]=QTY",
-                        help="expected usage of a meter (event name), with event properties")
+    parser.add_argument(
+        "--usage",
+        action="append",
+        default=[],
+        metavar="METER[:K=V,...]=QTY",
+        help="expected usage of a meter (event name), with event properties",
+    )
     parser.add_argument("--coupon", action="append", default=[], metavar="CODE")
     parser.add_argument("--json", action="store_true", help="print the quote as JSON")
 
@@ -136,5 +145,3 @@ def _run(coroutine: Any) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

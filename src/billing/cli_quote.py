@@ -50,19 +50,31 @@ def render_table(quote: rating_pb2.Quote) -> str:
 
     rows = [("Item", "Quantity", "Amount", "Discount", "Total")]
     for line in quote.lines:
-        rows.append((line.description, line.quantity, money(line.amount),
-                     money(-sum(d.amount for d in line.discounts)) if line.discounts else "",
-                     money(line.total)))
+        rows.append(
+            (
+                line.description,
+                line.quantity,
+                money(line.amount),
+                money(-sum(d.amount for d in line.discounts)) if line.discounts else "",
+                money(line.total),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     out = []
     for index, row in enumerate(rows):
-        out.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+        out.append(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if index == 0:
             out.append("  ".join("-" * w for w in widths))
     out.append("")
-    out.append(f"Subtotal {money(quote.subtotal)}  Discounts {money(-quote.discount_total)}  "
-               f"Total {money(quote.total)} {quote.currency}  (catalog version {quote.catalog_version})")
+    out.append(
+        f"Subtotal {money(quote.subtotal)}  Discounts {money(-quote.discount_total)}  "
+        f"Total {money(quote.total)} {quote.currency}  (catalog version {quote.catalog_version})"
+    )
     return "\n".join(out)
 
 

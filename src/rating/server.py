@@ -23,7 +23,14 @@ from grpc_reflection.v1alpha import reflection
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
 from billing.store.unit_of_work import CONNECTION_ERRORS, PostgresUnitOfWork
-from billing.v1 import catalog_pb2, catalog_pb2_grpc, customer_pb2, customer_pb2_grpc, rating_pb2, rating_pb2_grpc
+from billing.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    customer_pb2,
+    customer_pb2_grpc,
+    rating_pb2,
+    rating_pb2_grpc,
+)
 from rating.api.servicers._support import Dependencies
 from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
@@ -97,7 +104,9 @@ async def start_server(
     rating_pb2_grpc.add_RatingServiceServicer_to_server(RatingServicer(deps), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+    )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     await server.start()
     tasks = [

@@ -11,8 +11,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 from decimal import Decimal
+from typing import TypeVar
 
 from billing.domain.errors import NotFound
 from billing.domain.pricing import PriceModel
@@ -185,9 +185,7 @@ class Catalog:
         object.__setattr__(
             self, "_price_keys", {p.lookup_key: p for p in self.prices.values() if p.lookup_key}
         )
-        object.__setattr__(
-            self, "_plan_keys", {p.lookup_key: p for p in self.plans.values() if p.lookup_key}
-        )
+        object.__setattr__(self, "_plan_keys", {p.lookup_key: p for p in self.plans.values() if p.lookup_key})
         object.__setattr__(self, "_coupon_codes", {c.code: c for c in self.coupons.values()})
         object.__setattr__(self, "_meter_events", {m.event_name: m for m in self.meters.values()})
 

@@ -10,8 +10,8 @@ from billing.domain.money import EXACT, MAX_DECIMAL_PLACES
 
 # Plain positional notation only: "12", "-0.5", "1.250". No exponents, NaN, Infinity, or
 # thousands separators; those are how floats leak in from clients.
-_DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,%d})?" % MAX_DECIMAL_PLACES)
-_TOO_PRECISE = re.compile(r"-?[0-9]+\.[0-9]{%d,}" % (MAX_DECIMAL_PLACES + 1))
+_DECIMAL = re.compile(rf"-?(0|[1-9][0-9]{{0,17}})(\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?")
+_TOO_PRECISE = re.compile(rf"-?[0-9]+\.[0-9]{{{MAX_DECIMAL_PLACES + 1},}}")
 
 
 def parse_decimal(text: str, field: str, *, allow_negative: bool = False) -> Decimal:

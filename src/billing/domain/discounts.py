@@ -42,8 +42,7 @@ def check_redeemable(coupon: Coupon, currency: str, as_of: datetime) -> None:
 def discount_lines(coupon: Coupon, lines: Sequence[Discountable]) -> list[int]:
     """The minor units ``coupon`` takes off each line; never more than the line's amount."""
     eligible = [
-        not coupon.applies_to_products or line.product_id in coupon.applies_to_products
-        for line in lines
+        not coupon.applies_to_products or line.product_id in coupon.applies_to_products for line in lines
     ]
     if coupon.percent_off is not None:
         rate = EXACT.divide(coupon.percent_off, Decimal(100))

@@ -184,8 +184,7 @@ def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
         if entry.price.currency != request.currency:
             raise InvalidArgument.single(
                 entry.path,
-                f"price {entry.price.id!r} is in {entry.price.currency}, "
-                f"the quote is in {request.currency}",
+                f"price {entry.price.id!r} is in {entry.price.currency}, the quote is in {request.currency}",
             )
     return entries
 

@@ -1,9 +1,11 @@
 """Type aliases shared by the store's modules."""
 
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
-# A plain connection or one borrowed from a pool: both run the same queries.
-Connection: TypeAlias = asyncpg.connection.Connection[Any] | PoolConnectionProxy[Any]
+# A plain connection or one borrowed from a pool: both run the same queries. A string, because
+# asyncpg's classes are generic only in its stubs, not at run time.
+Connection: TypeAlias = "asyncpg.connection.Connection[Any] | PoolConnectionProxy[Any]"

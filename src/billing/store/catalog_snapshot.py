@@ -29,18 +29,20 @@ async def _all(connection: PoolConnectionProxy[Any], table: Table[Any]) -> dict[
 
 
 async def load_catalog(pool: asyncpg.Pool[Any]) -> Catalog:
-    async with pool.acquire() as connection:
-        async with connection.transaction(isolation="repeatable_read", readonly=True):
-            version = await connection.fetchval("SELECT version FROM catalog_state")
-            return Catalog(
-                version=version,
-                products=await _all(connection, PRODUCTS),
-                meters=await _all(connection, METERS),
-                prices=await _all(connection, PRICES),
-                plans=await _all(connection, PLANS),
-                addons=await _all(connection, ADDONS),
-                coupons=await _all(connection, COUPONS),
-            )
+    async with (
+        pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        version = await connection.fetchval("SELECT version FROM catalog_state")
+        return Catalog(
+            version=version,
+            products=await _all(connection, PRODUCTS),
+            meters=await _all(connection, METERS),
+            prices=await _all(connection, PRICES),
+            plans=await _all(connection, PLANS),
+            addons=await _all(connection, ADDONS),
+            coupons=await _all(connection, COUPONS),
+        )
 
 
 async def current_version(pool: asyncpg.Pool[Any]) -> int:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-import asyncpg
 
 from billing.store._types import Connection
 
@@ -34,9 +31,7 @@ class IdempotencyRepository:
         The transaction-scoped advisory lock serialises two calls with the same id: the second
         waits until the first commits (and then finds its answer) or rolls back (and then runs).
         """
-        await self._connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", request_id
-        )
+        await self._connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", request_id)
         row = await self._connection.fetchrow(
             "SELECT method, fingerprint, response FROM idempotency_keys "
             "WHERE request_id = $1 AND created_at > now() - $2::interval",

@@ -11,9 +11,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from billing.store._types import Connection
-
 from billing.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from billing.store._types import Connection
 from billing.store.tables import TABLES, Table
 
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from billing.domain.errors import Unavailable
-from billing.store.ids import new_id
 from billing.store.idempotency import IdempotencyRepository
+from billing.store.ids import new_id
 from billing.store.repository import EntityRepository
 
 # Errors that mean "the database is not there right now", not "your request is wrong".

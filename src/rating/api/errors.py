@@ -79,5 +79,6 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
         # The rich status (BadRequest field violations) travels in the standard trailer.
         grpc_status = rpc_status.to_status(status)
         await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+        raise AssertionError("context.abort returns only by raising")  # pragma: no cover
 
     return wrapper

@@ -71,7 +71,12 @@ async def create_coupon(uow: UnitOfWork, coupon: Coupon) -> Coupon:
 
 
 async def update(
-    uow: UnitOfWork, kind: type[T], entity_id: str, changes: Mapping[str, Any], *, transfer_lookup_key: bool = False
+    uow: UnitOfWork,
+    kind: type[T],
+    entity_id: str,
+    changes: Mapping[str, Any],
+    *,
+    transfer_lookup_key: bool = False,
 ) -> T:
     """Apply already-validated field changes to one entity.
 

@@ -36,7 +36,11 @@ SEAT_TIERS = (("Essential", "1900", "19000"), ("Advanced", "4900", "49000"), ("E
 # Per-channel usage: graduated for messages, volume for phone minutes.
 CHANNEL_PRICES: tuple[tuple[str, str, PriceModel], ...] = (
     ("email", "Email conversations", Graduated((Tier(D(1000), D(0)), Tier(None, D("0.5"))))),
-    ("sms", "SMS messages", Graduated((Tier(D(500), D("1.5")), Tier(D(5000), D("1.2")), Tier(None, D("0.9"))))),
+    (
+        "sms",
+        "SMS messages",
+        Graduated((Tier(D(500), D("1.5")), Tier(D(5000), D("1.2")), Tier(None, D("0.9")))),
+    ),
     ("whatsapp", "WhatsApp messages", Graduated((Tier(D(1000), D("2.5")), Tier(None, D("1.8"), D(0))))),
     ("phone", "Phone minutes", Volume((Tier(D(1000), D("4")), Tier(D(10000), D("3")), Tier(None, D("2.2"))))),
 )
@@ -59,11 +63,23 @@ async def seed_demo_catalog(uow: UnitOfWork) -> bool:
     usage_prices = []
     for channel, nickname, model in CHANNEL_PRICES:
         usage_prices.append(
-            await _price(uow, usage.id, model, MONTHLY, f"{channel}-monthly", nickname,
-                         UsageBinding(messages.id, (("channel", channel),)))
+            await _price(
+                uow,
+                usage.id,
+                model,
+                MONTHLY,
+                f"{channel}-monthly",
+                nickname,
+                UsageBinding(messages.id, (("channel", channel),)),
+            )
         )
     resolved = await _price(
-        uow, ai.id, PerUnit(D(99)), MONTHLY, "ai-resolution-monthly", "Resolved conversation",
+        uow,
+        ai.id,
+        PerUnit(D(99)),
+        MONTHLY,
+        "ai-resolution-monthly",
+        "Resolved conversation",
         UsageBinding(conversations.id, (("outcome", "resolved"),)),
     )
     addons = []
@@ -74,17 +90,30 @@ async def seed_demo_catalog(uow: UnitOfWork) -> bool:
     for tier, monthly, yearly in SEAT_TIERS:
         key = tier.lower()
         for recurring, amount, suffix in ((MONTHLY, monthly, "monthly"), (YEARLY, yearly, "yearly")):
-            seat = await _price(uow, seats.id, PerUnit(D(amount)), recurring, f"{key}-seat-{suffix}",
-                                f"{tier} seat ({suffix})")
+            seat = await _price(
+                uow,
+                seats.id,
+                PerUnit(D(amount)),
+                recurring,
+                f"{key}-seat-{suffix}",
+                f"{tier} seat ({suffix})",
+            )
             included = tuple(a.id for a in addons) if tier == "Expert" else ()
-            metered = tuple(p.id for p in usage_prices) + (resolved.id,) if suffix == "monthly" else ()
+            metered = (*(p.id for p in usage_prices), resolved.id) if suffix == "monthly" else ()
             await catalog.create_plan(
                 uow, Plan("", f"{tier} ({suffix})", seat.id, metered, included, lookup_key=f"{key}-{suffix}")
             )
     await catalog.create_coupon(
         uow,
-        Coupon("", "LAUNCH20", "20% off seats for 3 months", CouponDuration.REPEATING,
-               percent_off=D(20), duration_in_months=3, applies_to_products=(seats.id,)),
+        Coupon(
+            "",
+            "LAUNCH20",
+            "20% off seats for 3 months",
+            CouponDuration.REPEATING,
+            percent_off=D(20),
+            duration_in_months=3,
+            applies_to_products=(seats.id,),
+        ),
     )
     return True
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Callable
 from datetime import datetime
 
@@ -25,6 +24,3 @@ async def currency_of_customer(unit_of_work: UnitOfWorkFactory, customer_id: str
 def quote(catalog: CatalogSource, request: QuoteRequest, now: Callable[[], datetime]) -> Quote:
     """Price a cart against the current snapshot; the snapshot is read once, so never mixed."""
     return price_quote(request, catalog.current(), now())
-
-
-

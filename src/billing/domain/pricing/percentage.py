@@ -108,9 +108,7 @@ class GraduatedPercentage:
                 break
             top = volume if tier.up_to is None else min(volume, tier.up_to)
             slice_ = EXACT.subtract(top, after)
-            amount = EXACT.add(
-                EXACT.divide(EXACT.multiply(slice_, tier.rate), _HUNDRED), tier.flat_amount
-            )
+            amount = EXACT.add(EXACT.divide(EXACT.multiply(slice_, tier.rate), _HUNDRED), tier.flat_amount)
             lines.append(TierLine(index, after, tier.up_to, slice_, tier.rate, tier.flat_amount, amount))
             if tier.up_to is None:
                 break

@@ -18,7 +18,7 @@ M = TypeVar("M", bound=Message)
 class MutatingRequest(Protocol):
     request_id: str
 
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...  # noqa: N802
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         self.deps = deps
 
     @translate_errors
-    async def CreateCustomer(  # noqa: N802
+    async def CreateCustomer(
         self, request: pb.CreateCustomerRequest, context: Context
     ) -> pb.CreateCustomerResponse:
         customer = convert.customer_from_proto(request.customer, "customer")
@@ -35,7 +35,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         return await mutate(self.deps, "CreateCustomer", request, pb.CreateCustomerResponse, build)
 
     @translate_errors
-    async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.GetCustomerResponse:  # noqa: N802
+    async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.GetCustomerResponse:
         customer_id = parse_name(request.name, "customers", "name")
 
         async def query(uow: UnitOfWork) -> pb.GetCustomerResponse:
@@ -45,7 +45,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         return await read(self.deps, query)
 
     @translate_errors
-    async def ListCustomers(  # noqa: N802
+    async def ListCustomers(
         self, request: pb.ListCustomersRequest, context: Context
     ) -> pb.ListCustomersResponse:
         after, size = page_of(request)
@@ -68,7 +68,7 @@ class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
         return await read(self.deps, query)
 
     @translate_errors
-    async def UpdateCustomer(  # noqa: N802
+    async def UpdateCustomer(
         self, request: pb.UpdateCustomerRequest, context: Context
     ) -> pb.UpdateCustomerResponse:
         customer_id = parse_name(request.customer.name, "customers", "customer.name")

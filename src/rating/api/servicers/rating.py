@@ -17,7 +17,7 @@ class RatingServicer(rating_pb2_grpc.RatingServiceServicer):
         self.deps = deps
 
     @translate_errors
-    async def Quote(self, request: pb.QuoteRequest, context: Any) -> pb.QuoteResponse:  # noqa: N802
+    async def Quote(self, request: pb.QuoteRequest, context: Any) -> pb.QuoteResponse:
         customer_id, currency = convert.billed_to(request)
         if customer_id:
             currency = await quotes.currency_of_customer(self.deps.read_only, customer_id)
