@@ -60,8 +60,13 @@ def check() -> int:
         names = {p.name for p in fresh.iterdir()} | {
             p.name for p in target.iterdir() if p.is_file() and p.suffix in {".py", ".pyi"}
         }
-        stale = [n for n in sorted(names) if not (target / n).exists() or not (fresh / n).exists()
-                 or not filecmp.cmp(target / n, fresh / n, shallow=False)]
+        stale = [
+            n
+            for n in sorted(names)
+            if not (target / n).exists()
+            or not (fresh / n).exists()
+            or not filecmp.cmp(target / n, fresh / n, shallow=False)
+        ]
     if stale:
         print("generated code is stale; run `make protos`:", ", ".join(stale))
         return 1
