@@ -1,0 +1,40 @@
+"""A real rating server on loopback, against a real migrated database, and stubs for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from billing.v1 import catalog_pb2_grpc, customer_pb2_grpc, rating_pb2_grpc
+from rating.server import RunningServer, ServerConfig, start_server
+
+
+@pytest.fixture(scope="session")
+async def rating_server(migrated_url: str) -> AsyncIterator[RunningServer]:
+    config = ServerConfig(port=0, catalog_poll_seconds=0.1, health_poll_seconds=0.2, grace_seconds=2)
+    server = await start_server(migrated_url, config)
+    yield server
+    await server.stop(config.grace_seconds)
+
+
+@pytest.fixture(scope="session")
+async def channel(rating_server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{rating_server.port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def catalog_stub(channel: grpc.aio.Channel) -> catalog_pb2_grpc.CatalogServiceStub:
+    return catalog_pb2_grpc.CatalogServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def customer_stub(channel: grpc.aio.Channel) -> customer_pb2_grpc.CustomerServiceStub:
+    return customer_pb2_grpc.CustomerServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def rating_stub(channel: grpc.aio.Channel) -> rating_pb2_grpc.RatingServiceStub:
+    return rating_pb2_grpc.RatingServiceStub(channel)
