@@ -22,15 +22,9 @@ from grpc_reflection.v1alpha import reflection
 
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
-from billing.store.unit_of_work import CONNECTION_ERRORS, PostgresUnitOfWork
-from billing.v1 import (
-    catalog_pb2,
-    catalog_pb2_grpc,
-    customer_pb2,
-    customer_pb2_grpc,
-    rating_pb2,
-    rating_pb2_grpc,
-)
+from billing.store.unit_of_work import PostgresUnitOfWork
+from billing.v1 import catalog_pb2, customer_pb2, rating_pb2
+from rating.api.registration import add_service
 from rating.api.servicers._support import Dependencies
 from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
@@ -39,7 +33,6 @@ from rating.catalog_cache import CatalogCache
 
 log = structlog.get_logger(__name__)
 
-_UNHEALTHY: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, TimeoutError)
 
 SERVICE_NAMES = (
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
@@ -78,7 +71,10 @@ class RunningServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=max(grace, 1.0))
+        except TimeoutError:
+            self._pool.terminate()
 
 
 async def start_server(
@@ -99,9 +95,10 @@ async def start_server(
     ]
     server = grpc.aio.server(options=options)
     # The catalog servicer's methods are installed from a table, which mypy cannot see.
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(deps), server)  # type: ignore[abstract]
-    customer_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(deps), server)
-    rating_pb2_grpc.add_RatingServiceServicer_to_server(RatingServicer(deps), server)
+    catalog = CatalogServicer(deps)  # type: ignore[abstract]
+    add_service(server, catalog, catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"])
+    add_service(server, CustomerServicer(deps), customer_pb2.DESCRIPTOR.services_by_name["CustomerService"])
+    add_service(server, RatingServicer(deps), rating_pb2.DESCRIPTOR.services_by_name["RatingService"])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -127,7 +124,8 @@ async def _track_database_health(pool: Any, servicer: Any, interval: float) -> N
         try:
             await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=max(interval, 1.0))
             status = serving
-        except _UNHEALTHY:
+        except Exception as error:  # whatever stops SELECT 1 (even a dropped database) is unready
+            log.warning("database unreachable", error=type(error).__name__)
             status = not_serving
         for name in ("", *SERVICE_NAMES):
             await servicer.set(name, status)

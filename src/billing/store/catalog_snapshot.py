@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from billing.domain.catalog import Catalog
@@ -21,6 +22,8 @@ from billing.store.tables import ADDONS, COUPONS, METERS, PLANS, PRICES, PRODUCT
 from billing.store.unit_of_work import CONNECTION_ERRORS
 
 CHANNEL = "catalog_changed"
+
+log = structlog.get_logger(__name__)
 
 
 async def _all(connection: PoolConnectionProxy[Any], table: Table[Any]) -> dict[str, Any]:
@@ -74,18 +77,30 @@ async def watch_catalog(
                     result = publish(await load_catalog(pool))
                     if result is not None:
                         await result
-            except CONNECTION_ERRORS:
-                # Polling retries; the database may be coming back.
-                await _release(pool, listener)
-                listener = None
+            except Exception as error:
+                # Polling retries: the database may be coming back. Quotes go on from the
+                # last snapshot meanwhile, which is still a consistent catalog.
+                log.warning("catalog refresh failed", error=type(error).__name__)
+                stale, listener = listener, None
+                await _release(pool, stale, on_notify)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
             wake.clear()
     finally:
-        await _release(pool, listener)
+        await _release(pool, listener, on_notify)
 
 
-async def _release(pool: asyncpg.Pool[Any], listener: PoolConnectionProxy[Any] | None) -> None:
-    if listener is not None:
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            await pool.release(listener)
+async def _release(
+    pool: asyncpg.Pool[Any], listener: PoolConnectionProxy[Any] | None, callback: Callable[..., None]
+) -> None:
+    """Give the listening connection back. One that cannot UNLISTEN (cut mid-query) is terminated
+    instead; one the pool already took back (its server connection died) needs nothing."""
+    if listener is None:
+        return
+    try:
+        await listener.remove_listener(CHANNEL, callback)
+    except Exception:
+        with contextlib.suppress(Exception):
+            listener.terminate()
+    with contextlib.suppress(Exception):
+        await pool.release(listener)

@@ -24,6 +24,7 @@ from billing.domain.errors import (
     NotFound,
     Unavailable,
 )
+from rating.api.registration import Undecodable
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,8 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")
             return await handler(self, request, context)
         except BillingError as error:
             status = to_status(error)

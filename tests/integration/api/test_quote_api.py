@@ -35,6 +35,7 @@ async def caught_up(server: RunningServer, url: str, within: float = 1.0) -> flo
 
 async def _helpdesk_catalog(stub: Catalog) -> dict[str, str]:
     seats = await builders.product(stub, "Helpdesk seats")
+    conversations = await builders.product(stub, "Conversations")
     ai = await builders.product(stub, "AI agent")
     extra = await builders.product(stub, "Analytics")
     messages = await builders.meter(stub, dimensions=("channel",))
@@ -43,7 +44,7 @@ async def _helpdesk_catalog(stub: Catalog) -> dict[str, str]:
     whatsapp = await builders.price(
         stub,
         builders.graduated(
-            seats.name, messages.name, [("1000", "2.5", "0"), ("", "1.8", "0")], channel="whatsapp"
+            conversations.name, messages.name, [("1000", "2.5", "0"), ("", "1.8", "0")], channel="whatsapp"
         ),
     )
     resolved = await builders.price(

@@ -28,9 +28,11 @@ from billing.v1 import customer_pb2 as cpb
 from billing.v1 import rating_pb2 as rpb
 from rating.api.converters import (
     INLINE_PRICE_ID,
+    PLAN_MASK,
     BilledTo,
     addon_from_proto,
-    billed_to_from_proto,
+    billed_to,
+    changes_from_mask,
     check_request_id,
     coupon_changes,
     coupon_from_proto,
@@ -112,11 +114,12 @@ def _quote(**changes: object) -> rpb.QuoteRequest:
 
 
 def _request(msg: rpb.QuoteRequest) -> QuoteRequest:
-    billed_to = billed_to_from_proto(msg)
-    return quote_request_from_proto(msg, billed_to.currency or "EUR")
+    _, currency = billed_to(msg)
+    return quote_request_from_proto(msg, currency or "EUR")
 
 
 _LONG_KEY = "k" * 41
+_NINE = pb.PackageRounding.ValueType(9)  # a rounding this server does not know
 
 BAD_INPUTS = [
     # decimals
@@ -200,10 +203,10 @@ BAD_INPUTS = [
     (
         "unknown package rounding",
         lambda: price_from_proto(
-            _price(package=pb.PackageModel(package_amount="100", package_size="10", rounding=9))
+            _price(package=pb.PackageModel(package_amount="100", package_size="10", rounding=_NINE))
         ),
         ["price.package.rounding"],
-    ),  # type: ignore[arg-type]
+    ),
     (
         "rate above 100",
         lambda: price_from_proto(_price(percentage=pb.PercentageModel(rate="100.5"))),
@@ -480,7 +483,7 @@ def test_every_bad_field_of_a_quote_request_is_reported_at_once() -> None:
         coupon_codes=[""],
     )
     with pytest.raises(InvalidArgument) as raised:
-        billed_to_from_proto(msg)
+        billed_to(msg)
     assert [v.field for v in raised.value.violations] == [
         "billed_to",
         "items[0].price",
@@ -524,14 +527,16 @@ def test_omitted_values_take_their_documented_defaults() -> None:
     )
     assert price.model == Package(Decimal(100), Decimal(10), PackageRounding.UP, Decimal(0))
     assert price.recurring == Recurring(Interval.MONTH, 1)
-    assert price.lookup_key is None and price.supersedes is None
+    assert price.lookup_key is None
+    assert price.supersedes is None
     request = _request(
         _quote(
             plan=rpb.PlanSelector(lookup_key="pro"),
             items=[rpb.QuoteItem(price=rpb.PriceSelector(lookup_key="sms"))],
         )
     )
-    assert request.seats == 1 and request.items[0].quantity == 1
+    assert request.seats == 1
+    assert request.items[0].quantity == 1
     assert customer_from_proto(_customer()).time_zone == "UTC"
 
 
@@ -568,7 +573,8 @@ def test_a_price_reads_every_field_into_the_domain() -> None:
         supersedes="price_0",
         metadata={"team": "growth"},
     )
-    assert price.usage is not None and price.usage.meter_id == "m_1"
+    assert price.usage is not None
+    assert price.usage.meter_id == "m_1"
     assert price.usage.filters == (("channel", "sms"),)
 
 
@@ -609,7 +615,8 @@ def test_a_customer_keeps_address_tax_ids_and_external_ids() -> None:
 
 def test_a_count_meter_needs_no_value_property() -> None:
     meter = meter_from_proto(_meter(aggregation=pb.AGGREGATION_COUNT, value_property=""), id="m_1")
-    assert meter.aggregation is Aggregation.COUNT and meter.value_property == ""
+    assert meter.aggregation is Aggregation.COUNT
+    assert meter.value_property == ""
 
 
 def test_update_masks_give_domain_attribute_names_and_values() -> None:
@@ -629,15 +636,16 @@ def test_a_nested_mask_path_asks_for_the_whole_field() -> None:
 
 
 def test_billed_to_names_the_customer_or_the_currency() -> None:
-    assert billed_to_from_proto(rpb.QuoteRequest(customer="customers/cus_1")) == BilledTo("cus_1")
-    assert billed_to_from_proto(rpb.QuoteRequest(currency="JPY")) == BilledTo(currency="JPY")
+    assert billed_to(rpb.QuoteRequest(customer="customers/cus_1")) == BilledTo("cus_1", "")
+    assert billed_to(rpb.QuoteRequest(currency="JPY")) == BilledTo("", "JPY")
 
 
 def test_an_inline_price_needs_no_product_and_is_called_inline() -> None:
     inline = pb.Price(currency="USD", flat=pb.FlatModel(amount="990"))
     request = _request(_quote(items=[rpb.QuoteItem(price=rpb.PriceSelector(inline=inline))]))
     price = request.items[0].price.inline
-    assert price is not None and (price.id, price.product_id) == (INLINE_PRICE_ID, "")
+    assert price is not None
+    assert (price.id, price.product_id) == (INLINE_PRICE_ID, "")
 
 
 def test_a_usage_estimate_names_a_meter_by_event_or_by_resource_name() -> None:
@@ -719,4 +727,14 @@ def test_a_quote_carries_names_tiers_exact_amounts_and_discounts() -> None:
     assert (draft.price, draft.product, draft.price_version, draft.unit_amount) == ("", "", 0, "0.333")
     assert (draft.exact_amount, draft.amount, draft.HasField("recurring")) == ("0.999", 1, False)
     assert (wire.subtotal, wire.discount_total, wire.total) == (611, 61, 550)
-    assert wire.quote_time.ToDatetime(tzinfo=UTC) == as_of and wire.catalog_version == 1
+    assert wire.quote_time.ToDatetime(tzinfo=UTC) == as_of
+    assert wire.catalog_version == 1
+
+
+def test_a_plan_swaps_its_prices_through_the_generic_mask_helper() -> None:
+    msg = pb.Plan(name="plans/pro", seat_price="prices/p_2", usage_prices=["prices/u_2"])
+    changes = changes_from_mask(msg, ["seat_price", "usage_prices"], PLAN_MASK, "plan")
+    assert changes == {"seat_price_id": "p_2", "usage_price_ids": ("u_2",)}
+    with pytest.raises(InvalidArgument) as raised:
+        changes_from_mask(pb.Plan(seat_price="p_2"), ["seat_price"], PLAN_MASK, "plan")
+    assert [v.field for v in raised.value.violations] == ["plan.seat_price"]

@@ -68,7 +68,7 @@ async def test_a_new_version_must_keep_the_product_and_currency(uow: FakeUnitOfW
 
 
 async def test_a_price_for_a_missing_product_is_not_found_naming_the_field(uow: FakeUnitOfWork) -> None:
-    with pytest.raises(NotFound, match="price.product"):
+    with pytest.raises(NotFound, match=r"price\.product"):
         await catalog.create_price(uow, _price("prod_missing", "1"))
 
 

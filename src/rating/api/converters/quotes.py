@@ -1,0 +1,217 @@
+"""Quote requests in, quotes out (rating.proto): the hot path of checkout pages.
+
+Units: quantities, seats and usage are exact decimal strings; line amounts, discounts and totals
+are int64 minor units of the quote's currency; ``exact_amount`` and tier amounts are decimal
+strings of the unrounded minor-unit amount, so a person can recompute each line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import NamedTuple
+
+from billing.domain.decimals import format_decimal
+from billing.domain.errors import Violations
+from billing.domain.pricing import TierLine
+from billing.domain.quote import (
+    LineKind,
+    PlanSelector,
+    PriceSelector,
+    Quote,
+    QuoteItem,
+    QuoteLine,
+    QuoteRequest,
+    UsageEstimate,
+)
+from billing.v1 import rating_pb2
+from rating.api.converters.catalog import read_price, read_properties, recurring_to_proto
+from rating.api.converters.common import Checker, convert, timestamp_from_datetime
+from rating.api.converters.resources import format_name, format_optional_name
+
+_ONE = Decimal(1)
+
+# The id an inline (unpublished) price carries inside the domain; it never reaches the wire.
+INLINE_PRICE_ID = "inline"
+
+_LINE_KINDS: dict[LineKind, rating_pb2.LineKind.ValueType] = {
+    LineKind.SEAT: rating_pb2.LINE_KIND_SEAT,
+    LineKind.USAGE: rating_pb2.LINE_KIND_USAGE,
+    LineKind.ADD_ON: rating_pb2.LINE_KIND_ADD_ON,
+    LineKind.ITEM: rating_pb2.LINE_KIND_ITEM,
+}
+
+
+class BilledTo(NamedTuple):
+    """Whom a quote is for: exactly one of the two is set, the other is "".
+
+    With a customer, the caller looks up the customer's currency before converting the cart.
+    """
+
+    customer_id: str
+    currency: str
+
+
+def billed_to(msg: rating_pb2.QuoteRequest) -> BilledTo:
+    """The validated ``billed_to`` oneof; raises InvalidArgument naming every bad field."""
+    errors = Violations()
+    checker = Checker(errors)
+    found = _billed_to(msg, checker)
+    if found is None:
+        # Report the rest of the request too, so the client fixes everything in one round trip.
+        _request(msg, checker, currency="")
+        errors.raise_if_any()
+        raise AssertionError("billed_to was refused without a violation")
+    return found
+
+
+def _billed_to(msg: rating_pb2.QuoteRequest, c: Checker) -> BilledTo | None:
+    before = c.failures
+    match msg.WhichOneof("billed_to"):
+        case "customer":
+            found = BilledTo(c.name(msg.customer, "customers", "customer"), "")
+        case "currency":
+            found = BilledTo("", c.currency(msg.currency))
+        case None:
+            c.add("billed_to", "set exactly one of customer and currency")
+            return None
+    return found if c.failures == before else None
+
+
+def quote_request_from_proto(msg: rating_pb2.QuoteRequest, currency: str) -> QuoteRequest:
+    """The cart to price in ``currency``, which the caller resolved from ``billed_to``."""
+    return convert("", lambda c: _request(msg, c, currency))
+
+
+def _request(msg: rating_pb2.QuoteRequest, c: Checker, currency: str) -> QuoteRequest:
+    has_plan = msg.HasField("plan")
+    plan = _plan_selector(msg.plan, c.at("plan")) if has_plan else None
+    seats = c.decimal(msg.seats, "seats", default=_ONE)
+    if msg.seats and not has_plan:
+        # Seats price the plan's seat price; without a plan they would be silently ignored.
+        c.add("seats", "is only allowed with plan")
+    items = [_item(item, c.at(f"items[{index}]")) for index, item in enumerate(msg.items)]
+    usage = [_estimate(estimate, c.at(f"usage[{i}]")) for i, estimate in enumerate(msg.usage)]
+    return QuoteRequest(
+        currency=currency,
+        plan=plan,
+        seats=seats,
+        items=tuple(item for item in items if item is not None),
+        add_on_ids=c.names(msg.add_ons, "addons", "add_ons"),
+        usage=tuple(usage),
+        coupon_codes=_coupon_codes(msg.coupon_codes, c),
+    )
+
+
+def _plan_selector(msg: rating_pb2.PlanSelector, c: Checker) -> PlanSelector | None:
+    match msg.WhichOneof("selector"):
+        case "plan":
+            return PlanSelector(plan_id=c.name(msg.plan, "plans", "plan"))
+        case "lookup_key":
+            return PlanSelector(lookup_key=c.required(msg.lookup_key, "lookup_key"))
+        case None:
+            c.add("", "set plan or lookup_key")
+            return None
+
+
+def _item(msg: rating_pb2.QuoteItem, c: Checker) -> QuoteItem | None:
+    selector = None
+    if msg.HasField("price"):
+        selector = _price_selector(msg.price, c.at("price"))
+    else:
+        c.add("price", "is required")
+    quantity = c.decimal(msg.quantity, "quantity", default=_ONE)
+    return None if selector is None else QuoteItem(selector, quantity)
+
+
+def _price_selector(msg: rating_pb2.PriceSelector, c: Checker) -> PriceSelector | None:
+    match msg.WhichOneof("selector"):
+        case "price":
+            return PriceSelector(price_id=c.name(msg.price, "prices", "price"))
+        case "lookup_key":
+            return PriceSelector(lookup_key=c.required(msg.lookup_key, "lookup_key"))
+        case "inline":
+            # Validated like a price being created; the domain checks its currency matches.
+            price = read_price(msg.inline, c.at("inline"), price_id=INLINE_PRICE_ID, product_required=False)
+            return None if price is None else PriceSelector(inline=price)
+        case None:
+            c.add("", "set price, lookup_key or inline")
+            return None
+
+
+def _estimate(msg: rating_pb2.UsageEstimate, c: Checker) -> UsageEstimate:
+    return UsageEstimate(
+        meter=_meter_reference(msg.meter, c),
+        quantity=c.decimal(msg.quantity, "quantity"),
+        properties=read_properties(msg.properties, c, "properties"),
+        transaction_count=c.non_negative(msg.transaction_count, "transaction_count"),
+    )
+
+
+def _meter_reference(text: str, c: Checker) -> str:
+    """A meter id from "meters/{id}", or the event name as sent (the domain accepts both)."""
+    if text.startswith("meters/"):
+        return c.name(text, "meters", "meter")
+    return c.required(text, "meter")
+
+
+def _coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
+    seen: list[str] = []
+    for index, code in enumerate(codes):
+        c.required(code, f"coupon_codes[{index}]")
+        if code and code in seen:
+            # A coupon applies once; a repeated code is a double click, not a bigger discount.
+            c.add(f"coupon_codes[{index}]", f"duplicate coupon code {code[:40]!r}")
+        seen.append(code)
+    return tuple(seen)
+
+
+# --- outbound -----------------------------------------------------------------------------
+
+
+def quote_to_proto(quote: Quote) -> rating_pb2.Quote:
+    return rating_pb2.Quote(
+        currency=quote.currency,
+        lines=[_line_to_proto(line) for line in quote.lines],
+        subtotal=quote.subtotal,
+        discount_total=quote.discount_total,
+        total=quote.total,
+        catalog_version=quote.catalog_version,
+        quote_time=timestamp_from_datetime(quote.quote_time),
+    )
+
+
+def _line_to_proto(line: QuoteLine) -> rating_pb2.QuoteLine:
+    price, charge = line.price, line.charge
+    return rating_pb2.QuoteLine(
+        kind=_LINE_KINDS[line.kind],
+        description=line.description,
+        # An inline price has no name and no published version.
+        price="" if line.inline else format_name("prices", price.id),
+        product=format_optional_name("products", price.product_id),
+        price_version=0 if line.inline else price.version,
+        quantity=format_decimal(charge.quantity),
+        unit_amount="" if charge.unit_amount is None else format_decimal(charge.unit_amount),
+        tiers=[_tier_to_proto(tier) for tier in charge.tiers],
+        exact_amount=format_decimal(charge.amount),
+        amount=line.amount,
+        discounts=[
+            rating_pb2.LineDiscount(coupon=format_name("coupons", d.coupon_id), amount=d.amount)
+            for d in line.discounts
+        ],
+        total=line.total,
+        recurring=None if price.recurring is None else recurring_to_proto(price.recurring),
+        included=line.included,
+    )
+
+
+def _tier_to_proto(tier: TierLine) -> rating_pb2.TierBreakdown:
+    return rating_pb2.TierBreakdown(
+        tier=tier.index,
+        after=format_decimal(tier.after),
+        up_to="" if tier.up_to is None else format_decimal(tier.up_to),
+        quantity=format_decimal(tier.quantity),
+        unit_amount=format_decimal(tier.unit_amount),
+        flat_amount=format_decimal(tier.flat_amount),
+        amount=format_decimal(tier.amount),
+    )
