@@ -19,7 +19,6 @@ from asyncpg.pool import PoolConnectionProxy
 
 from billing.domain.catalog import Catalog
 from billing.store.tables import ADDONS, COUPONS, METERS, PLANS, PRICES, PRODUCTS, Table
-from billing.store.unit_of_work import CONNECTION_ERRORS
 
 CHANNEL = "catalog_changed"
 
