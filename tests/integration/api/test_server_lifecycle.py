@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -70,7 +71,7 @@ async def test_health_turns_not_serving_when_the_database_goes_away(
         assert await _eventually(lambda: _health(target), SERVING) == SERVING
         admin = await asyncpg.connect(pg_server_url)
         try:
-            database = url.rsplit("/", 1)[-1].split("?")[0]
+            database = urlsplit(url).path.lstrip("/")
             await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
         finally:
             await admin.close()
