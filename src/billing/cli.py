@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -23,6 +24,10 @@ from billing.store.unit_of_work import PostgresUnitOfWork
 from billing.telemetry import configure_logging
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+
+# The embedded PostgreSQL forks pg_ctl while grpc threads run. grpc's fork handlers serve
+# children that use grpc after fork, which ours never do; they only print warnings.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
 @contextlib.asynccontextmanager
@@ -114,7 +119,7 @@ def _quote_arguments(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--currency", help="ISO 4217 code (default USD unless --customer)")
     who.add_argument("--customer", help="customers/{id}: quote in the customer's currency")
     parser.add_argument("--plan", help="plan lookup key or plans/{id}")
-    parser.add_argument("--seats", default="1")
+    parser.add_argument("--seats", help="seat count for the plan's seat price (default 1)")
     parser.add_argument(
         "--item",
         action="append",

@@ -15,7 +15,7 @@ from billing.v1 import catalog_pb2, rating_pb2, rating_pb2_grpc
 
 
 def build_request(args: argparse.Namespace) -> rating_pb2.QuoteRequest:
-    request = rating_pb2.QuoteRequest(seats=args.seats, coupon_codes=args.coupon, add_ons=args.addon)
+    request = rating_pb2.QuoteRequest(seats=args.seats or "", coupon_codes=args.coupon, add_ons=args.addon)
     if args.customer:
         request.customer = args.customer
     else:
