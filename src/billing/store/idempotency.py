@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from billing.domain.errors import Aborted
 from billing.store._types import Connection
 
 RETENTION = timedelta(days=7)
@@ -43,13 +44,23 @@ class IdempotencyRepository:
         return StoredResponse(row["method"], bytes(row["fingerprint"]), bytes(row["response"]))
 
     async def remember(self, request_id: str, method: str, fingerprint: bytes, response: bytes) -> None:
-        await self._connection.execute(
+        """Store the answer; only an id past its retention may be taken over.
+
+        A fresh row under the same id means another transaction got there first without waiting
+        on the lock in ``recall``; this one must not commit a second result.
+        """
+        stored = await self._connection.fetchval(
             "INSERT INTO idempotency_keys (request_id, method, fingerprint, response) "
             "VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO UPDATE "
             "SET method = EXCLUDED.method, fingerprint = EXCLUDED.fingerprint, "
-            "response = EXCLUDED.response, created_at = now()",
+            "response = EXCLUDED.response, created_at = now() "
+            "WHERE idempotency_keys.created_at <= now() - $5::interval "
+            "RETURNING true",
             request_id,
             method,
             fingerprint,
             response,
+            RETENTION,
         )
+        if not stored:
+            raise Aborted(f"another request with request_id {request_id!r} is in flight; retry")
