@@ -33,7 +33,7 @@ class RequestKey:
 
 
 def check_request_id(request_id: str) -> None:
-    if not request_id:
+    if not request_id.strip():
         raise InvalidArgument.single("request_id", "is required for a mutating call")
     if len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise InvalidArgument.single("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters")

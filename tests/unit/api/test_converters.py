@@ -33,7 +33,6 @@ from rating.api.converters import (
     addon_from_proto,
     billed_to,
     changes_from_mask,
-    check_request_id,
     coupon_changes,
     coupon_from_proto,
     customer_changes,
@@ -673,12 +672,6 @@ def test_resource_names_parse_to_ids_and_back() -> None:
     with pytest.raises(InvalidArgument) as raised:
         parse_name("", "prices", "name")
     assert raised.value.violations[0].field == "name"
-
-
-@pytest.mark.parametrize("request_id", ["", "   ", "r" * 129])
-def test_a_request_id_is_required_and_bounded(request_id: str) -> None:
-    with pytest.raises(InvalidArgument):
-        check_request_id(request_id)
 
 
 # --- quotes out ------------------------------------------------------------------------------

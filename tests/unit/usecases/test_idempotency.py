@@ -48,7 +48,7 @@ async def test_a_failed_mutation_commits_nothing_and_leaves_the_key_free() -> No
     assert await _run(state, key, "ok", []) == "ok"
 
 
-@pytest.mark.parametrize("request_id", ["", "x" * 129])
+@pytest.mark.parametrize("request_id", ["", "   ", "x" * 129])
 async def test_a_missing_or_oversized_request_id_is_invalid(request_id: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await _run(FakeState(), RequestKey(request_id, "CreateThing", b""), "x", [])

@@ -34,7 +34,6 @@ from rating.api.converters.catalog import (
 )
 from rating.api.converters.common import (
     changes_from_mask,
-    check_request_id,
     datetime_from_timestamp,
     timestamp_from_datetime,
 )
@@ -68,7 +67,6 @@ __all__ = [
     "addon_to_proto",
     "billed_to",
     "changes_from_mask",
-    "check_request_id",
     "coupon_changes",
     "coupon_from_proto",
     "coupon_to_proto",

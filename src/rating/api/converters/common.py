@@ -35,7 +35,6 @@ _ZERO = Decimal(0)
 MAX_METADATA_KEYS = 50
 MAX_METADATA_KEY_LENGTH = 40
 MAX_METADATA_VALUE_LENGTH = 500
-MAX_REQUEST_ID_LENGTH = 128
 
 
 def join(field: str, name: str) -> str:
@@ -191,15 +190,6 @@ def convert(field: str, read: Callable[[Checker], T | None]) -> T:
     if result is None:
         raise AssertionError(f"a converter gave nothing for {field!r} without saying why")
     return result
-
-
-def check_request_id(text: str, field: str = "request_id") -> str:
-    """The caller's idempotency key: required, at most 128 characters."""
-    if not text.strip():
-        raise InvalidArgument.single(field, "is required")
-    if len(text) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgument.single(field, f"must be at most {MAX_REQUEST_ID_LENGTH} characters")
-    return text
 
 
 def datetime_from_timestamp(value: Timestamp) -> datetime:
