@@ -156,3 +156,9 @@ async def test_an_undecodable_request_is_not_unknown(channel: grpc.aio.Channel) 
     )
     error = await failure(call(b"\xff\xff\xff\xff"))
     assert error.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.OK)
+
+
+async def test_an_oversized_request_is_resource_exhausted(rating_stub: Any) -> None:
+    huge = rpb.QuoteRequest(currency="USD", coupon_codes=["x" * (5 * 1024 * 1024)])
+    error = await failure(rating_stub.Quote(huge))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
