@@ -23,13 +23,16 @@ from grpc_reflection.v1alpha import reflection
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
 from billing.store.unit_of_work import PostgresUnitOfWork
-from billing.v1 import catalog_pb2, customer_pb2, rating_pb2
+from billing.store.usage import PostgresUsageStore
+from billing.v1 import catalog_pb2, customer_pb2, rating_pb2, usage_pb2
 from rating.api.registration import add_service
 from rating.api.servicers._support import Dependencies
 from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
 from rating.api.servicers.rating import RatingServicer
+from rating.api.servicers.usage import UsageServicer
 from rating.catalog_cache import CatalogCache
+from rating.usecases.usage import GroupCommitter
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +41,7 @@ SERVICE_NAMES = (
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
     rating_pb2.DESCRIPTOR.services_by_name["RatingService"].full_name,
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
 )
 
 
@@ -99,6 +103,9 @@ async def start_server(
     add_service(server, catalog, catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"])
     add_service(server, CustomerServicer(deps), customer_pb2.DESCRIPTOR.services_by_name["CustomerService"])
     add_service(server, RatingServicer(deps), rating_pb2.DESCRIPTOR.services_by_name["RatingService"])
+    usage_store = PostgresUsageStore(pool)
+    usage_servicer = UsageServicer(deps, usage_store, GroupCommitter(usage_store))
+    add_service(server, usage_servicer, usage_pb2.DESCRIPTOR.services_by_name["UsageService"])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -111,6 +118,7 @@ async def start_server(
             watch_catalog(pool, cache.version, cache.publish, poll_interval=config.catalog_poll_seconds)
         ),
         asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
+        asyncio.create_task(_maintain_partitions(usage_store, deps.clock)),
     ]
     log.info("rating server started", address=f"{config.host}:{port}", catalog_version=cache.version())
     return RunningServer(server, port, cache, health_servicer, tasks, pool)
@@ -130,6 +138,16 @@ async def _track_database_health(pool: Any, servicer: Any, interval: float) -> N
         for name in ("", *SERVICE_NAMES):
             await servicer.set(name, status)
         await asyncio.sleep(interval)
+
+
+async def _maintain_partitions(store: PostgresUsageStore, clock: Callable[[], datetime]) -> None:
+    """Keep monthly usage partitions ahead of time, so an accepted event always has a home."""
+    while True:
+        try:
+            await store.ensure_partitions(clock())
+        except Exception as error:
+            log.warning("usage partition upkeep failed", error=type(error).__name__)
+        await asyncio.sleep(3600)
 
 
 @contextlib.asynccontextmanager

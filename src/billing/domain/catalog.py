@@ -207,6 +207,9 @@ class Catalog:
     def meter(self, meter_id: str) -> Meter:
         return _get(self.meters, meter_id, "meter")
 
+    def meter_for_event(self, event_name: str) -> Meter | None:
+        return self._meter_events.get(event_name)
+
     def meter_by_event(self, event_name: str) -> Meter:
         return _get(self._meter_events, event_name, "meter for event")
 

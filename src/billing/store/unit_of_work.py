@@ -16,14 +16,14 @@ from billing.store.idempotency import IdempotencyRepository
 from billing.store.ids import new_id
 from billing.store.repository import EntityRepository
 
-# Errors that mean "the database is not there right now", not "your request is wrong".
+# Errors that mean "the database is not there right now", not "your request is wrong". Not
+# asyncpg.InterfaceError: it is mostly a programming error (wrong argument count), a bug.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
-    asyncpg.InterfaceError,
 )
 
 

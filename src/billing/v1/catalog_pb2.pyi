@@ -191,7 +191,10 @@ class Meter(_message.Message):
     aggregation: Global___Aggregation.ValueType
     """Required."""
     value_property: _builtins.str
-    """The event property aggregated; required for every aggregation except COUNT."""
+    """What is aggregated; required for every aggregation except COUNT. SUM, MAX and LATEST
+    aggregate each event's `value` (this names what it measures, e.g. "minutes");
+    UNIQUE_COUNT counts distinct values of the event property with this name.
+    """
     archived: _builtins.bool
     """Output only."""
     @_builtins.property

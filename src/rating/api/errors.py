@@ -7,7 +7,7 @@ without internals in the message. No request ever gets ``UNKNOWN``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -69,8 +69,7 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
         try:
-            if isinstance(request, Undecodable):
-                raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")
+            check_decoded(request)
             return await handler(self, request, context)
         except BillingError as error:
             status = to_status(error)
@@ -85,3 +84,36 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
         raise AssertionError("context.abort returns only by raising")  # pragma: no cover
 
     return wrapper
+
+
+StreamHandler = Callable[[Any, Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Response]]
+
+
+def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[Response]:
+    """``translate_errors`` for a handler that streams its responses (an async generator)."""
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: Any, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Response]:
+        try:
+            async for response in handler(self, requests, context):
+                yield response
+            return
+        except BillingError as error:
+            status = to_status(error)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error", method=handler.__name__)
+            status = INTERNAL
+        grpc_status = rpc_status.to_status(status)
+        await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+
+    return wrapper
+
+
+def check_decoded(request: object) -> None:
+    """Raise InvalidArgument for a streamed message that could not be decoded."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")

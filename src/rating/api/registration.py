@@ -34,13 +34,22 @@ def _tolerant(message_type: type[Message]) -> Callable[[bytes], Message | Undeco
     return deserialize
 
 
+_HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
 def add_service(server: grpc.aio.Server, servicer: Any, service: ServiceDescriptor) -> None:
-    """Register every unary method of ``service`` implemented by ``servicer``."""
+    """Register every method of ``service`` implemented by ``servicer``."""
     handlers = {}
     for method in service.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
         response_type = message_factory.GetMessageClass(method.output_type)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = kind(
             getattr(servicer, method.name),
             request_deserializer=_tolerant(request_type),
             response_serializer=response_type.SerializeToString,

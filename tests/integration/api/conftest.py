@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from billing.v1 import catalog_pb2_grpc, customer_pb2_grpc, rating_pb2_grpc
+from billing.v1 import catalog_pb2_grpc, customer_pb2_grpc, rating_pb2_grpc, usage_pb2_grpc
 from rating.server import RunningServer, ServerConfig, start_server
 
 
@@ -38,3 +38,8 @@ def customer_stub(channel: grpc.aio.Channel) -> customer_pb2_grpc.CustomerServic
 @pytest.fixture(scope="session")
 def rating_stub(channel: grpc.aio.Channel) -> rating_pb2_grpc.RatingServiceStub:
     return rating_pb2_grpc.RatingServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def usage_stub(channel: grpc.aio.Channel) -> usage_pb2_grpc.UsageServiceStub:
+    return usage_pb2_grpc.UsageServiceStub(channel)

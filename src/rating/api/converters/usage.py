@@ -1,0 +1,53 @@
+"""Usage messages <-> use-case values. Events themselves are read as they are (EventLike)."""
+
+from __future__ import annotations
+
+from billing.v1 import usage_pb2
+from rating.api.converters.catalog import read_properties
+from rating.api.converters.common import Checker, convert, datetime_from_timestamp
+from rating.api.errors import STATUS_OF
+from rating.usecases.usage import BatchResult, Outcome, SummaryQuery
+
+_OUTCOMES = {
+    Outcome.ACCEPTED: usage_pb2.USAGE_OUTCOME_ACCEPTED,
+    Outcome.DUPLICATE: usage_pb2.USAGE_OUTCOME_DUPLICATE,
+    Outcome.REJECTED: usage_pb2.USAGE_OUTCOME_REJECTED,
+}
+
+
+def summary_query_from_proto(msg: usage_pb2.GetUsageSummaryRequest) -> SummaryQuery:
+    return convert("", lambda c: _summary(msg, c))
+
+
+def _summary(msg: usage_pb2.GetUsageSummaryRequest, c: Checker) -> SummaryQuery | None:
+    customer_id = c.name(msg.customer, "customers", "customer")
+    meter = msg.meter.removeprefix("meters/") if msg.meter.startswith("meters/") else msg.meter
+    c.required(meter, "meter")
+    filters = read_properties(msg.filters, c, "filters")
+    for name in ("start_time", "end_time"):
+        if not msg.HasField(name):
+            c.add(name, "is required")
+    if not (msg.HasField("start_time") and msg.HasField("end_time")):
+        return None
+    return SummaryQuery(
+        customer_id=customer_id,
+        meter=meter,
+        filters=filters,
+        start=datetime_from_timestamp(msg.start_time),
+        end=datetime_from_timestamp(msg.end_time),
+        group_by=msg.group_by,
+    )
+
+
+def results_to_proto(result: BatchResult, keys: list[str]) -> list[usage_pb2.UsageResult]:
+    """One UsageResult per event, in order; ``keys`` are the events' idempotency keys."""
+    out = []
+    for index, outcome in enumerate(result.outcomes):
+        item = usage_pb2.UsageResult(index=index, idempotency_key=keys[index], outcome=_OUTCOMES[outcome])
+        rejection = result.rejections.get(index)
+        if rejection is not None:
+            item.code = STATUS_OF[rejection.error].value[0]
+            item.reason = rejection.reason
+            item.field = rejection.field
+        out.append(item)
+    return out

@@ -1,0 +1,89 @@
+"""UsageService: record, stream, cancel and summarise usage events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from billing.domain.decimals import format_decimal
+from billing.domain.errors import InvalidArgument
+from billing.v1 import usage_pb2 as pb
+from billing.v1 import usage_pb2_grpc
+from rating.api.converters import usage as convert
+from rating.api.converters.common import timestamp_from_datetime
+from rating.api.errors import check_decoded, translate_errors, translate_stream_errors
+from rating.api.servicers._support import Dependencies
+from rating.usecases import usage
+from rating.usecases.usage import BatchResult, GroupCommitter, Outcome, UsageStore
+
+Context = Any
+
+
+class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
+    def __init__(self, deps: Dependencies, store: UsageStore, committer: GroupCommitter) -> None:
+        self.deps = deps
+        self.store = store
+        self.committer = committer
+
+    @translate_errors
+    async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> pb.RecordUsageResponse:
+        if not request.HasField("event"):
+            raise InvalidArgument.single("event", "is required")
+        outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
+        return pb.RecordUsageResponse(duplicate=outcome is Outcome.DUPLICATE)
+
+    @translate_errors
+    async def RecordUsageBatch(
+        self, request: pb.RecordUsageBatchRequest, context: Context
+    ) -> pb.RecordUsageBatchResponse:
+        result = await usage.record_batch(self.store, self.deps.catalog, request.events, self.deps.clock())
+        return pb.RecordUsageBatchResponse(
+            results=convert.results_to_proto(result, [e.idempotency_key for e in request.events]),
+            **_counts(result),
+        )
+
+    @translate_stream_errors
+    async def StreamUsage(
+        self, requests: AsyncIterator[pb.StreamUsageRequest], context: Context
+    ) -> AsyncIterator[pb.StreamUsageResponse]:
+        # One batch at a time: the next is read only after this one is committed and answered,
+        # so gRPC flow control holds the sender back and memory stays bounded.
+        batch = 0
+        async for request in requests:
+            check_decoded(request)
+            result = await usage.record_batch(
+                self.store, self.deps.catalog, request.events, self.deps.clock()
+            )
+            yield pb.StreamUsageResponse(
+                batch=batch,
+                results=convert.results_to_proto(result, [e.idempotency_key for e in request.events]),
+                **_counts(result),
+            )
+            batch += 1
+
+    @translate_errors
+    async def CancelUsage(self, request: pb.CancelUsageRequest, context: Context) -> pb.CancelUsageResponse:
+        cancelled, occurred_at = await usage.cancel(self.store, request.idempotency_key)
+        return pb.CancelUsageResponse(cancelled=cancelled, timestamp=timestamp_from_datetime(occurred_at))
+
+    @translate_errors
+    async def GetUsageSummary(
+        self, request: pb.GetUsageSummaryRequest, context: Context
+    ) -> pb.GetUsageSummaryResponse:
+        totals = await usage.summarize(
+            self.store, self.deps.catalog, convert.summary_query_from_proto(request)
+        )
+        return pb.GetUsageSummaryResponse(
+            groups=[
+                pb.UsageGroup(key=t.group, value=format_decimal(t.value), event_count=t.event_count)
+                for t in totals
+            ]
+        )
+
+
+def _counts(result: BatchResult) -> dict[str, int]:
+    return {
+        "accepted_count": result.count(Outcome.ACCEPTED),
+        "duplicate_count": result.count(Outcome.DUPLICATE),
+        "rejected_count": result.count(Outcome.REJECTED),
+    }
