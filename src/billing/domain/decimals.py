@@ -30,11 +30,11 @@ def parse_decimal(text: str, field: str, *, allow_negative: bool = False) -> Dec
 
 def format_decimal(value: Decimal) -> str:
     """Canonical text: no exponent, no trailing zeros after the point, "0" for zero."""
-    if value == 0:
-        return "0"
     # NOTE: not ``value.normalize()``: it rounds to the thread's context precision (28 digits by
     # default), which silently changed valid 30-digit wire values (18 integer + 12 decimal places).
-    text = format(value, "f")
+    text = str(value)  # fast, exact; positional unless the exponent is large or very negative
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text
+    return "0" if text == "-0" else text

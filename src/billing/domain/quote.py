@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from billing.domain.catalog import Aggregation, Catalog, Coupon, Meter, Plan, Price
+from billing.domain.catalog import Aggregation, Catalog, Coupon, Plan, Price
 from billing.domain.discounts import Discountable, check_redeemable, discount_lines
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from billing.domain.money import round_minor
+from billing.domain.money import exact_sum, round_minor
 from billing.domain.pricing import Charge, Usage
 
 _ONE = Decimal(1)
@@ -138,19 +138,25 @@ def price_quote(request: QuoteRequest, catalog: Catalog, as_of: datetime) -> Quo
     """Price ``request`` against ``catalog`` at ``as_of``."""
     entries = _cart(request, catalog)
     _assign_usage(request.usage, entries, catalog)
-    lines = [_price_line(entry) for entry in entries]
     coupons = tuple(
         _coupon(catalog, code, f"coupon_codes[{i}]", request.currency, as_of)
         for i, code in enumerate(request.coupon_codes)
     )
+    charges = [_charge(entry) for entry in entries]
+    amounts = [round_minor(charge.amount) for charge in charges]
+    discounts: list[list[LineDiscount]] = [[] for _ in entries]
+    remaining = list(amounts)
     for coupon in coupons:
-        remaining = [Discountable(line.price.product_id, line.total) for line in lines]
-        cuts = discount_lines(coupon, remaining)
-        lines = [
-            _with_discount(line, coupon.id, cut) if cut else line
-            for line, cut in zip(lines, cuts, strict=True)
-        ]
-    return Quote(request.currency, tuple(lines), catalog.version, as_of, coupons)
+        owed = [Discountable(e.price.product_id, left) for e, left in zip(entries, remaining, strict=True)]
+        for index, cut in enumerate(discount_lines(coupon, owed)):
+            if cut:
+                discounts[index].append(LineDiscount(coupon.id, cut))
+                remaining[index] -= cut
+    lines = tuple(
+        QuoteLine(e.kind, e.description, e.price, charge, amount, tuple(cuts), e.included, e.inline)
+        for e, charge, amount, cuts in zip(entries, charges, amounts, discounts, strict=True)
+    )
+    return Quote(request.currency, lines, catalog.version, as_of, coupons)
 
 
 def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
@@ -215,26 +221,28 @@ def _assign_usage(estimates: Sequence[UsageEstimate], entries: list[_Entry], cat
     An estimate is an aggregate of events with the estimate's properties, so it counts towards
     every usage price whose filters it satisfies, just as the events themselves would.
     """
+    by_meter: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        if entry.price.usage is not None:
+            by_meter.setdefault(entry.price.usage.meter_id, []).append(entry)
     for index, estimate in enumerate(estimates):
-        path = f"usage[{index}]"
-        meter = _located(f"{path}.meter", lambda: _meter(catalog, estimate.meter))  # noqa: B023
+        meter = catalog.meters.get(estimate.meter) or catalog.meter_for_event(estimate.meter)
+        if meter is None:
+            raise NotFound(f"usage[{index}].meter: no meter {estimate.meter[:60]!r}")
         properties = dict(estimate.properties)
-        unknown = sorted(set(properties) - set(meter.dimensions))
-        if unknown:
-            raise InvalidArgument.single(
-                f"{path}.properties", f"meter {meter.event_name!r} has no dimension {unknown[0]!r}"
-            )
+        for key in properties:
+            if key not in meter.dimensions:
+                raise InvalidArgument.single(
+                    f"usage[{index}].properties", f"meter {meter.event_name!r} has no dimension {key!r}"
+                )
         matched = False
-        for entry in entries:
-            usage = entry.price.usage
-            if usage is None or usage.meter_id != meter.id:
-                continue
-            if all(properties.get(key) == value for key, value in usage.filters):
+        for entry in by_meter.get(meter.id, ()):
+            if all(properties.get(key) == value for key, value in entry.price.usage.filters):  # type: ignore[union-attr]
                 entry.estimates.append(estimate)
                 entry.aggregation = meter.aggregation
                 matched = True
         if not matched:
-            raise InvalidArgument.single(path, "matches no usage price in the cart")
+            raise InvalidArgument.single(f"usage[{index}]", "matches no usage price in the cart")
     for entry in entries:
         if entry.estimates:
             entry.quantity = _combine(entry.estimates, entry.aggregation)
@@ -244,49 +252,20 @@ def _combine(estimates: Sequence[UsageEstimate], aggregation: Aggregation) -> De
     # NOTE: a max or latest meter reports one level, not a total; two estimates of it overlap.
     if aggregation in (Aggregation.MAX, Aggregation.LATEST):
         return max(e.quantity for e in estimates)
-    return sum((e.quantity for e in estimates), _ZERO)
+    return exact_sum(e.quantity for e in estimates)
 
 
-def _price_line(entry: _Entry) -> QuoteLine:
+def _charge(entry: _Entry) -> Charge:
     if entry.included:
-        charge = Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
-    else:
-        count = sum(e.transaction_count for e in entry.estimates)
-        charge = entry.price.model.charge(Usage(entry.quantity, transaction_count=count))
-    return QuoteLine(
-        kind=entry.kind,
-        description=entry.description,
-        price=entry.price,
-        charge=charge,
-        amount=round_minor(charge.amount),
-        included=entry.included,
-        inline=entry.inline,
-    )
-
-
-def _with_discount(line: QuoteLine, coupon_id: str, cut: int) -> QuoteLine:
-    return QuoteLine(
-        kind=line.kind,
-        description=line.description,
-        price=line.price,
-        charge=line.charge,
-        amount=line.amount,
-        discounts=(*line.discounts, LineDiscount(coupon_id, cut)),
-        included=line.included,
-        inline=line.inline,
-    )
+        return Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
+    count = sum(e.transaction_count for e in entry.estimates)
+    return entry.price.model.charge(Usage(entry.quantity, transaction_count=count))
 
 
 def _describe(price: Price, catalog: Catalog) -> str:
     product = catalog.products.get(price.product_id)
     name = product.name if product else price.product_id
     return f"{name} ({price.nickname})" if price.nickname else name
-
-
-def _meter(catalog: Catalog, reference: str) -> Meter:
-    if reference in catalog.meters:
-        return catalog.meters[reference]
-    return catalog.meter_by_event(reference)
 
 
 def _coupon(catalog: Catalog, code: str, path: str, currency: str, as_of: datetime) -> Coupon:

@@ -80,7 +80,7 @@ _ROUNDINGS: dict[pb.PackageRounding.ValueType, PackageRounding] = {
     pb.PACKAGE_ROUNDING_UP: PackageRounding.UP,
     pb.PACKAGE_ROUNDING_DOWN: PackageRounding.DOWN,
 }
-_INTERVALS_OUT = {member: number for number, member in _INTERVALS.items()}
+INTERVALS_OUT = {member: number for number, member in _INTERVALS.items()}
 _AGGREGATIONS_OUT = {member: number for number, member in _AGGREGATIONS.items()}
 _DURATIONS_OUT = {member: number for number, member in _DURATIONS.items()}
 _ROUNDINGS_OUT = {member: number for number, member in _ROUNDINGS.items()}
@@ -225,7 +225,7 @@ def read_recurring(msg: pb.Recurring, c: Checker) -> Recurring | None:
 
 
 def recurring_to_proto(recurring: Recurring) -> pb.Recurring:
-    return pb.Recurring(interval=_INTERVALS_OUT[recurring.interval], interval_count=recurring.interval_count)
+    return pb.Recurring(interval=INTERVALS_OUT[recurring.interval], interval_count=recurring.interval_count)
 
 
 def read_properties(items: Iterable[pb.PropertyFilter], c: Checker, name: str) -> tuple[tuple[str, str], ...]:

@@ -7,6 +7,7 @@ strings of the unrounded minor-unit amount, so a person can recompute each line.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
@@ -25,8 +26,8 @@ from billing.domain.quote import (
     UsageEstimate,
 )
 from billing.v1 import rating_pb2
-from rating.api.converters.catalog import read_price, read_properties, recurring_to_proto
-from rating.api.converters.common import Checker, convert, timestamp_from_datetime
+from rating.api.converters.catalog import INTERVALS_OUT, read_price, read_properties
+from rating.api.converters.common import Checker, convert
 from rating.api.converters.resources import format_name, format_optional_name
 
 _ONE = Decimal(1)
@@ -170,48 +171,70 @@ def _coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
 
 
 def quote_to_proto(quote: Quote) -> rating_pb2.Quote:
-    return rating_pb2.Quote(
-        currency=quote.currency,
-        lines=[_line_to_proto(line) for line in quote.lines],
-        subtotal=quote.subtotal,
-        discount_total=quote.discount_total,
-        total=quote.total,
-        catalog_version=quote.catalog_version,
-        quote_time=timestamp_from_datetime(quote.quote_time),
-    )
+    return quote_response(quote).quote
 
 
-def _line_to_proto(line: QuoteLine) -> rating_pb2.QuoteLine:
+def quote_response(quote: Quote) -> rating_pb2.QuoteResponse:
+    """The response, written in place: nested messages passed to constructors are copied, and
+    this is the hot path of checkout pages."""
+    response = rating_pb2.QuoteResponse()
+    out = response.quote
+    out.currency = quote.currency
+    subtotal = discount_total = 0
+    for line in quote.lines:
+        _write_line(out.lines.add(), line)
+        subtotal += line.amount
+        discount_total += line.discount
+    out.subtotal = subtotal
+    out.discount_total = discount_total
+    out.total = subtotal - discount_total
+    out.catalog_version = quote.catalog_version
+    stamp = quote.quote_time.timestamp()
+    out.quote_time.seconds = int(stamp // 1)
+    out.quote_time.nanos = quote.quote_time.microsecond * 1000
+    return response
+
+
+def _write_line(target: rating_pb2.QuoteLine, line: QuoteLine) -> None:
     price, charge = line.price, line.charge
-    return rating_pb2.QuoteLine(
-        kind=_LINE_KINDS[line.kind],
-        description=line.description,
+    target.kind = _LINE_KINDS[line.kind]
+    target.description = line.description
+    if not line.inline:
         # An inline price has no name and no published version.
-        price="" if line.inline else format_name("prices", price.id),
-        product=format_optional_name("products", price.product_id),
-        price_version=0 if line.inline else price.version,
-        quantity=format_decimal(charge.quantity),
-        unit_amount="" if charge.unit_amount is None else format_decimal(charge.unit_amount),
-        tiers=[_tier_to_proto(tier) for tier in charge.tiers],
-        exact_amount=format_decimal(charge.amount),
-        amount=line.amount,
-        discounts=[
-            rating_pb2.LineDiscount(coupon=format_name("coupons", d.coupon_id), amount=d.amount)
-            for d in line.discounts
-        ],
-        total=line.total,
-        recurring=None if price.recurring is None else recurring_to_proto(price.recurring),
-        included=line.included,
-    )
+        target.price, target.product = _names(price.id, price.product_id)
+        target.price_version = price.version
+    elif price.product_id:
+        target.product = format_name("products", price.product_id)
+    target.quantity = format_decimal(charge.quantity)
+    if charge.unit_amount is not None:
+        target.unit_amount = format_decimal(charge.unit_amount)
+    for tier in charge.tiers:
+        _write_tier(target.tiers.add(), tier)
+    target.exact_amount = format_decimal(charge.amount)
+    target.amount = line.amount
+    discount = 0
+    for applied in line.discounts:
+        target.discounts.add(coupon=format_name("coupons", applied.coupon_id), amount=applied.amount)
+        discount += applied.amount
+    target.total = line.amount - discount
+    if price.recurring is not None:
+        target.recurring.interval = INTERVALS_OUT[price.recurring.interval]
+        target.recurring.interval_count = price.recurring.interval_count
+    target.included = line.included
 
 
-def _tier_to_proto(tier: TierLine) -> rating_pb2.TierBreakdown:
-    return rating_pb2.TierBreakdown(
-        tier=tier.index,
-        after=format_decimal(tier.after),
-        up_to="" if tier.up_to is None else format_decimal(tier.up_to),
-        quantity=format_decimal(tier.quantity),
-        unit_amount=format_decimal(tier.unit_amount),
-        flat_amount=format_decimal(tier.flat_amount),
-        amount=format_decimal(tier.amount),
-    )
+@functools.lru_cache(maxsize=65536)
+def _names(price_id: str, product_id: str) -> tuple[str, str]:
+    # Prices are immutable, so a price id always names the same product.
+    return format_name("prices", price_id), format_optional_name("products", product_id)
+
+
+def _write_tier(target: rating_pb2.TierBreakdown, tier: TierLine) -> None:
+    target.tier = tier.index
+    target.after = format_decimal(tier.after)
+    if tier.up_to is not None:
+        target.up_to = format_decimal(tier.up_to)
+    target.quantity = format_decimal(tier.quantity)
+    target.unit_amount = format_decimal(tier.unit_amount)
+    target.flat_amount = format_decimal(tier.flat_amount)
+    target.amount = format_decimal(tier.amount)

@@ -23,4 +23,4 @@ class RatingServicer(rating_pb2_grpc.RatingServiceServicer):
             currency = await quotes.currency_of_customer(self.deps.read_only, customer_id)
         cart = convert.quote_request_from_proto(request, currency)
         quote = quotes.quote(self.deps.catalog, cart, self.deps.clock)
-        return pb.QuoteResponse(quote=convert.quote_to_proto(quote))
+        return convert.quote_response(quote)
