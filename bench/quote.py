@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -182,6 +183,14 @@ def client(args: argparse.Namespace) -> None:
     payload = bytes.fromhex(args.request_hex)
     targets = args.target.split(",")
     pids = [int(pid) for pid in args.server_pid.split(",")]
+    varied = [flag == "1" for flag in args.vary.split(",")]
+    counter = itertools.count(1)
+
+    def distinct_cart() -> bytes:
+        # Protobuf keeps the last value of a repeated scalar field, so appending field 4 (seats)
+        # makes every call a cart the server has never priced: no answer can come from a cache.
+        seats = str(1000 + next(counter)).encode()
+        return payload + b"\x22" + bytes([len(seats)]) + seats
 
     def emit(obj: dict[str, Any]) -> None:
         print(json.dumps(obj), flush=True)
@@ -190,7 +199,9 @@ def client(args: argparse.Namespace) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
-    async def measure(stubs: list[Any], warmup_s: float, server_pid: int, on_open: Any) -> dict[str, Any]:
+    async def measure(
+        stubs: list[Any], warmup_s: float, server_pid: int, on_open: Any, vary: bool
+    ) -> dict[str, Any]:
         window = [1 << 62, 1 << 62]
         latencies: list[int] = []
         errors: list[str] = []
@@ -200,9 +211,10 @@ def client(args: argparse.Namespace) -> None:
             perf = time.perf_counter_ns
             record = latencies.append
             while not stop:
+                body = distinct_cart() if vary else payload
                 began = perf()
                 try:
-                    await stub(payload, timeout=CALL_TIMEOUT_S)
+                    await stub(body, timeout=CALL_TIMEOUT_S)
                 except grpc.aio.AioRpcError as error:
                     errors.append(f"{error.code().name}: {error.details()}")
                     continue
@@ -255,7 +267,9 @@ def client(args: argparse.Namespace) -> None:
                 def opened(index: int = index, round_: int = round_) -> None:
                     emit({"event": "measuring", "target": index, "round": round_})
 
-                windows[index].append(await measure(stubs[index], warmup_s, pids[index], opened))
+                windows[index].append(
+                    await measure(stubs[index], warmup_s, pids[index], opened, varied[index])
+                )
         for group in channels:
             for channel in group:
                 await channel.close()
@@ -579,18 +593,20 @@ def run_client(
     procs: Processes,
     args: argparse.Namespace,
     cpu: int | None,
-    servers: list[tuple[str, int]],
+    servers: list[tuple[str, int, bool]],
     payload: bytes,
     on_measuring: Any,
 ) -> list[dict[str, Any]]:
     argv = _self(
         "client",
         "--target",
-        ",".join(target for target, _ in servers),
+        ",".join(target for target, _, _ in servers),
         "--server-pid",
-        ",".join(str(pid) for _, pid in servers),
+        ",".join(str(pid) for _, pid, _ in servers),
         "--request-hex",
         payload.hex(),
+        "--vary",
+        ",".join("1" if vary else "0" for _, _, vary in servers),
         "--concurrency",
         str(args.concurrency),
         "--channels",
@@ -616,7 +632,7 @@ def run_client(
             results = event["targets"]
     if process.wait() != 0 or results is None:
         raise RuntimeError(f"the load generator failed (exit {process.returncode})")
-    for (target, _), result in zip(servers, results, strict=True):
+    for (target, _, _), result in zip(servers, results, strict=True):
         if result["errors"]:
             raise RuntimeError(f"{target}: {result['errors']} calls failed, first: {result['first_error']}")
         if not result["calls"]:
@@ -652,7 +668,7 @@ def _case(case: str, rate_key: str, result: dict[str, Any], args: argparse.Names
 
 
 def orchestrate(args: argparse.Namespace) -> int:
-    load_s = args.rounds * 2 * (args.round_warmup_s + args.measure_s) + 2 * args.warmup_s
+    load_s = args.rounds * 3 * (args.round_warmup_s + args.measure_s) + 3 * args.warmup_s
     signal.signal(signal.SIGTERM, _on_term)
     _arm_watchdog(max(WATCHDOG_S, int(load_s + 25)))
     server_cpu, client_cpu = _cpus()
@@ -688,11 +704,11 @@ def orchestrate(args: argparse.Namespace) -> int:
                             stderr=sys.stderr,
                         )
 
-                quoted, baseline = run_client(
+                quoted, distinct, baseline = run_client(
                     procs,
                     args,
                     client_cpu,
-                    [(real, real_server.pid), (noop, noop_pid)],
+                    [(real, real_server.pid, False), (real, real_server.pid, True), (noop, noop_pid, False)],
                     payload,
                     on_measuring,
                 )
@@ -709,12 +725,16 @@ def orchestrate(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     lines = [
+        # The same cart again and again, as a checkout page asks: answered from the quote cache.
         _case("realistic_cart", "quotes_per_s", quoted, args),
+        # Every call a cart never priced before: the full pricing path, no cache.
+        _case("realistic_cart_distinct", "quotes_per_s", distinct, args),
         _case("noop_baseline", "calls_per_s", baseline, args),
         {
             "bench": "quote",
             "case": "ratio_to_baseline",
             "ratio_pct": round(100 * quoted["rate_per_s"] / baseline["rate_per_s"], 1),
+            "distinct_ratio_pct": round(100 * distinct["rate_per_s"] / baseline["rate_per_s"], 1),
         },
     ]
     for line in lines:
@@ -743,6 +763,7 @@ def main() -> int:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", help=argparse.SUPPRESS)
     parser.add_argument("--request-hex", help=argparse.SUPPRESS)
+    parser.add_argument("--vary", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "noop-server":
         noop_server(args)

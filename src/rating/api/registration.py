@@ -42,8 +42,19 @@ _HANDLER_KINDS = {
 }
 
 
+def _serializer(message_type: type[Message]) -> Callable[[Message | bytes], bytes]:
+    """Serialize a response message; bytes (an answer cached already encoded) pass as they are."""
+    encode = message_type.SerializeToString
+
+    def serialize(response: Message | bytes) -> bytes:
+        return response if isinstance(response, bytes) else encode(response)
+
+    return serialize
+
+
 def add_service(server: grpc.aio.Server, servicer: Any, service: ServiceDescriptor) -> None:
-    """Register every method of ``service`` implemented by ``servicer``."""
+    """Register every method of ``service``; ``servicer`` must implement them all (a missing
+    one fails here, at start, rather than as UNIMPLEMENTED in production)."""
     handlers = {}
     for method in service.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
@@ -52,6 +63,6 @@ def add_service(server: grpc.aio.Server, servicer: Any, service: ServiceDescript
         handlers[method.name] = kind(
             getattr(servicer, method.name),
             request_deserializer=_tolerant(request_type),
-            response_serializer=response_type.SerializeToString,
+            response_serializer=_serializer(response_type),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from billing.domain.customer import Customer
@@ -21,6 +20,6 @@ async def currency_of_customer(unit_of_work: UnitOfWorkFactory, customer_id: str
     return customer.currency
 
 
-def quote(catalog: CatalogSource, request: QuoteRequest, now: Callable[[], datetime]) -> Quote:
+def quote(catalog: CatalogSource, request: QuoteRequest, as_of: datetime) -> Quote:
     """Price a cart against the current snapshot; the snapshot is read once, so never mixed."""
-    return price_quote(request, catalog.current(), now())
+    return price_quote(request, catalog.current(), as_of)

@@ -12,7 +12,6 @@ from typing import Any
 
 from billing.domain.catalog import AddOn, Coupon, Meter, Plan, Price, Product
 from billing.v1 import catalog_pb2 as pb
-from billing.v1 import catalog_pb2_grpc
 from rating.api.converters import catalog as convert
 from rating.api.converters.resources import parse_name
 from rating.api.errors import translate_errors
@@ -207,7 +206,7 @@ def _archive_method(r: Resource) -> Any:
     return method
 
 
-class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+class CatalogServicer:
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from billing.domain.customer import Customer
 from billing.v1 import customer_pb2 as pb
-from billing.v1 import customer_pb2_grpc
 from rating.api.converters import customers as convert
 from rating.api.converters.resources import parse_name
 from rating.api.errors import translate_errors
@@ -18,7 +17,7 @@ from rating.usecases.ports import UnitOfWork
 Context = Any
 
 
-class CustomerServicer(customer_pb2_grpc.CustomerServiceServicer):
+class CustomerServicer:
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
 

@@ -8,7 +8,6 @@ from typing import Any
 from billing.domain.decimals import format_decimal
 from billing.domain.errors import InvalidArgument
 from billing.v1 import usage_pb2 as pb
-from billing.v1 import usage_pb2_grpc
 from rating.api.converters import usage as convert
 from rating.api.converters.common import timestamp_from_datetime
 from rating.api.errors import check_decoded, translate_errors, translate_stream_errors
@@ -19,7 +18,7 @@ from rating.usecases.usage import BatchResult, GroupCommitter, Outcome, UsageSto
 Context = Any
 
 
-class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
+class UsageServicer:
     def __init__(self, deps: Dependencies, store: UsageStore, committer: GroupCommitter) -> None:
         self.deps = deps
         self.store = store
