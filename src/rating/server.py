@@ -36,6 +36,8 @@ from rating.usecases.usage import GroupCommitter
 
 log = structlog.get_logger(__name__)
 
+LIVENESS = "billing.liveness"
+
 
 SERVICE_NAMES = (
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
@@ -106,6 +108,8 @@ async def start_server(
     usage_servicer = UsageServicer(deps, usage_store, GroupCommitter(usage_store))
     add_service(server, usage_servicer, usage_pb2.DESCRIPTOR.services_by_name["UsageService"])
     health_servicer = health_aio.HealthServicer()
+    # Liveness is the process answering at all; readiness ("" and each service) is the database.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME), server

@@ -111,3 +111,19 @@ async def test_sigterm_stops_a_serving_process_cleanly(create_database) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_liveness_stays_serving_while_the_database_is_gone(create_database, pg_server_url: str) -> None:  # type: ignore[no-untyped-def]
+    url = await create_database(migrated=True)
+    server = await start_server(url, ServerConfig(port=0, health_poll_seconds=0.1, grace_seconds=1))
+    target = f"127.0.0.1:{server.port}"
+    try:
+        admin = await asyncpg.connect(pg_server_url)
+        try:
+            await admin.execute(f'DROP DATABASE "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        assert await _eventually(lambda: _health(target), NOT_SERVING) == NOT_SERVING
+        assert await _health(target, "billing.liveness") == SERVING
+    finally:
+        await server.stop(1)
