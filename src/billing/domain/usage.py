@@ -32,9 +32,15 @@ class LateWindow:
     ahead: timedelta = timedelta(minutes=5)
 
     def problem(self, occurred_at: datetime, now: datetime) -> str | None:
-        if occurred_at < now - self.back:
+        return self.problem_at(occurred_at.timestamp(), now)
+
+    def problem_at(self, epoch_seconds: float, now: datetime) -> str | None:
+        """The same check on seconds since the epoch, which may be any number a sender sent
+        (a datetime cannot even hold year 10000)."""
+        now_s = now.timestamp()
+        if epoch_seconds < now_s - self.back.total_seconds():
             return f"timestamp is more than {self.back.days} days in the past"
-        if occurred_at > now + self.ahead:
+        if epoch_seconds > now_s + self.ahead.total_seconds():
             return f"timestamp is more than {int(self.ahead.total_seconds() // 60)} minutes in the future"
         return None
 

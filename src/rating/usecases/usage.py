@@ -14,10 +14,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
-from billing.domain.catalog import Catalog, Meter
+from billing.domain.catalog import Aggregation, Catalog, Meter
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from billing.domain.usage import (
     MAX_BATCH_EVENTS,
@@ -149,17 +149,29 @@ def _check(
     if not meter.active:
         return Rejection(FailedPrecondition, "event_name", f"meter {meter.event_name!r} is archived"), "", ""
     stamp = event.timestamp
-    occurred_at = datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, UTC)
-    late = window.problem(occurred_at, now)
+    late = window.problem_at(stamp.seconds + stamp.nanos / 1e9, now)
     if late is not None:
         return Rejection(FailedPrecondition, "timestamp", late), "", ""
     if event.value and _VALUE.fullmatch(event.value) is None:
         return Rejection(InvalidArgument, "value", "must be a non-negative decimal such as '12.5'"), "", ""
-    properties = event.properties
-    problem = properties_problem(properties) or value_problem(meter, bool(event.value), properties)
+    properties = dict(event.properties)
+    problem = properties_problem(properties)
     if problem is not None:
-        return Rejection(InvalidArgument, "properties" if "propert" in problem else "value", problem), "", ""
-    return None, meter.id, json.dumps(dict(properties), separators=(",", ":"))
+        return Rejection(InvalidArgument, "properties", problem), "", ""
+    problem = value_problem(meter, bool(event.value), properties)
+    if problem is not None:
+        field = "properties" if meter.aggregation is Aggregation.UNIQUE_COUNT else "value"
+        return Rejection(InvalidArgument, field, problem), "", ""
+    if _has_nul(key, event.crm_account_id, properties):
+        # PostgreSQL text cannot hold NUL; one such event would fail the whole batch's insert.
+        return Rejection(InvalidArgument, "", "text fields must not contain NUL characters"), "", ""
+    return None, meter.id, json.dumps(properties, separators=(",", ":"))
+
+
+def _has_nul(key: str, crm_account_id: str, properties: Mapping[str, str]) -> bool:
+    return "\x00" in key or "\x00" in crm_account_id or any(
+        "\x00" in name or "\x00" in value for name, value in properties.items()
+    )
 
 
 def _customer_id(reference: str) -> str:
@@ -303,9 +315,13 @@ async def summarize(store: UsageStore, catalog: CatalogSource, query: SummaryQue
     if meter is None:
         raise NotFound(f"meter: no meter {query.meter[:60]!r}")
     errors = Violations()
+    seen: set[str] = set()
     for index, (key, _) in enumerate(query.filters):
         if key not in meter.dimensions:
             errors.add(f"filters[{index}].key", f"meter {meter.event_name!r} has no dimension {key!r}")
+        elif key in seen:
+            errors.add(f"filters[{index}].key", f"a second filter on {key!r} could never match")
+        seen.add(key)
     if query.group_by and query.group_by not in (*meter.dimensions, meter.value_property):
         errors.add("group_by", f"meter {meter.event_name!r} has no dimension {query.group_by!r}")
     if query.end <= query.start:
