@@ -26,6 +26,9 @@ from billing.store.unit_of_work import CONNECTION_ERRORS
 # NOTE: the fingerprint hashes the resolved customer id (not the reference used), the meter, the
 # instant in microseconds, the properties as canonical jsonb text and the value without
 # trailing zeros, so "1.50" and "1.5", or a customer named by id and by CRM id, are one payload.
+# A key sent twice in one batch is inserted once (its first copy, in ``firsts``); every copy
+# reports its own fingerprint and the first copy's, so equivalence is judged on the same terms
+# within a batch as across batches.
 _INSERT = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[],
@@ -45,53 +48,34 @@ WITH input AS (
     SELECT r.*, md5(concat_ws(chr(31), r.customer_id, r.meter_id, r.micros, r.properties::text,
                               r.value::text))::uuid AS fingerprint
     FROM resolved r WHERE r.customer_id IS NOT NULL
+), firsts AS (
+    SELECT DISTINCT ON (key) * FROM known ORDER BY key, ord
 ), fresh AS (
     INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at)
-    SELECT key, fingerprint, occurred_at FROM known
+    SELECT key, fingerprint, occurred_at FROM firsts
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key
 ), stored AS (
+    -- In receipt order, so received_seq breaks ties between events of the same instant.
     INSERT INTO usage_events (occurred_at, idempotency_key, customer_id, meter_id, properties, value)
-    SELECT k.occurred_at, k.key, k.customer_id, k.meter_id, k.properties, k.value
-    FROM known k JOIN fresh f ON f.idempotency_key = k.key
+    SELECT f.occurred_at, f.key, f.customer_id, f.meter_id, f.properties, f.value
+    FROM firsts f JOIN fresh ON fresh.idempotency_key = f.key
+    ORDER BY f.ord
 )
-SELECT r.ord, r.key, k.fingerprint AS mine, (f.idempotency_key IS NOT NULL) AS accepted,
-       existing.fingerprint AS theirs, (r.customer_id IS NOT NULL) AS customer_known
+SELECT r.ord, r.key, (r.customer_id IS NOT NULL) AS customer_known, k.fingerprint AS mine,
+       first.ord AS first_ord, first.fingerprint AS first_fingerprint,
+       (fresh.idempotency_key IS NOT NULL) AS key_new, existing.fingerprint AS theirs
 FROM resolved r
 LEFT JOIN known k ON k.ord = r.ord
-LEFT JOIN fresh f ON f.idempotency_key = r.key
+LEFT JOIN firsts first ON first.key = r.key
+LEFT JOIN fresh ON fresh.idempotency_key = r.key
 LEFT JOIN usage_keys existing ON existing.idempotency_key = r.key
 ORDER BY r.ord
 """
 
 
 async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
-    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict.
-
-    A key repeated within ``rows`` is sent once; its later copies are replays of the first copy
-    (or conflicts, if their payload differs), decided here, because one INSERT cannot both
-    insert a key and report the second copy as a duplicate of it.
-    """
-    first_of: dict[str, int] = {}
-    repeats: dict[int, int] = {}
-    unique = UsageRows()
-    for index, key in enumerate(rows.keys):
-        if key in first_of:
-            repeats[index] = first_of[key]
-            continue
-        first_of[key] = index
-        unique.add(*rows.row(index))
-    outcomes = iter(await _insert_unique(connection, unique))
-    result = [Stored.DUPLICATE if index in repeats else next(outcomes) for index in range(len(rows.keys))]
-    for index, first in repeats.items():
-        if rows.row(index) != rows.row(first):
-            result[index] = Stored.CONFLICT
-        elif result[first] in (Stored.UNKNOWN_CUSTOMER, Stored.CONFLICT):
-            result[index] = result[first]
-    return result
-
-
-async def _insert_unique(connection: Connection, rows: UsageRows) -> list[Stored]:
+    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict."""
     if not rows.keys:
         return []
     records = await connection.fetch(
@@ -100,15 +84,18 @@ async def _insert_unique(connection: Connection, rows: UsageRows) -> list[Stored
         rows.properties, rows.values,
     )  # fmt: skip
     outcomes: list[Stored] = []
-    unseen: dict[str, int] = {}
+    unseen: dict[str, list[int]] = {}
     for index, record in enumerate(records):
         if not record["customer_known"]:
             outcomes.append(Stored.UNKNOWN_CUSTOMER)
-        elif record["accepted"]:
-            outcomes.append(Stored.ACCEPTED)
+        elif record["mine"] != record["first_fingerprint"]:
+            outcomes.append(Stored.CONFLICT)  # another copy of the key earlier in this batch
+        elif record["key_new"]:
+            first = record["ord"] == record["first_ord"]
+            outcomes.append(Stored.ACCEPTED if first else Stored.DUPLICATE)
         elif record["theirs"] is None:
-            # Committed by a concurrent batch after this statement's snapshot: look again.
-            unseen[record["key"]] = index
+            # Claimed by a concurrent batch after this statement's snapshot: look again below.
+            unseen.setdefault(record["key"], []).append(index)
             outcomes.append(Stored.DUPLICATE)
         else:
             outcomes.append(Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT)
@@ -118,9 +105,9 @@ async def _insert_unique(connection: Connection, rows: UsageRows) -> list[Stored
             list(unseen),
         )
         for record in found:
-            index = unseen[record["idempotency_key"]]
-            if record["fingerprint"] != records[index]["mine"]:
-                outcomes[index] = Stored.CONFLICT
+            for index in unseen[record["idempotency_key"]]:
+                if record["fingerprint"] != records[index]["mine"]:
+                    outcomes[index] = Stored.CONFLICT
     return outcomes
 
 
@@ -146,7 +133,7 @@ _AGGREGATES = {
     Aggregation.MAX: "coalesce(max(value), 0)",
     Aggregation.UNIQUE_COUNT: "count(DISTINCT properties ->> $7)::numeric",
     # The value of the event that happened last; among equals, the one received last.
-    Aggregation.LATEST: "coalesce((array_agg(value ORDER BY occurred_at DESC, received_at DESC))[1], 0)",
+    Aggregation.LATEST: "coalesce((array_agg(value ORDER BY occurred_at DESC, received_seq DESC))[1], 0)",
 }
 
 
@@ -171,10 +158,17 @@ async def aggregate_usage(
                count(*) AS event_count
         FROM usage_events
         WHERE customer_id = $1 AND meter_id = $2 AND occurred_at >= $3 AND occurred_at < $4
-          AND cancelled_at IS NULL AND properties @> $5::jsonb
+          AND cancelled_at IS NULL AND properties @> ALL($5::jsonb[])
         GROUP BY 1 ORDER BY 1
     """
-    params: list[object] = [customer_id, meter.id, start, end, json.dumps(dict(filters)), group_by or None]
+    params: list[object] = [
+        customer_id,
+        meter.id,
+        start,
+        end,
+        [json.dumps({key: value}) for key, value in filters],
+        group_by or None,
+    ]
     if meter.aggregation is Aggregation.UNIQUE_COUNT:
         params.append(meter.value_property)
     records = await connection.fetch(sql, *params)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from billing.domain.catalog import Aggregation, Catalog, Meter
@@ -162,16 +163,21 @@ def _check(
     if problem is not None:
         field = "properties" if meter.aggregation is Aggregation.UNIQUE_COUNT else "value"
         return Rejection(InvalidArgument, field, problem), "", ""
-    if _has_nul(key, event.crm_account_id, properties):
+    nul = _nul_field(key, event.crm_account_id, properties)
+    if nul:
         # PostgreSQL text cannot hold NUL; one such event would fail the whole batch's insert.
-        return Rejection(InvalidArgument, "", "text fields must not contain NUL characters"), "", ""
+        return Rejection(InvalidArgument, nul, "must not contain NUL characters"), "", ""
     return None, meter.id, json.dumps(properties, separators=(",", ":"))
 
 
-def _has_nul(key: str, crm_account_id: str, properties: Mapping[str, str]) -> bool:
-    return "\x00" in key or "\x00" in crm_account_id or any(
-        "\x00" in name or "\x00" in value for name, value in properties.items()
-    )
+def _nul_field(key: str, crm_account_id: str, properties: Mapping[str, str]) -> str:
+    if "\x00" in key:
+        return "idempotency_key"
+    if "\x00" in crm_account_id:
+        return "crm_account_id"
+    if any("\x00" in name or "\x00" in value for name, value in properties.items()):
+        return "properties"
+    return ""
 
 
 def _customer_id(reference: str) -> str:
@@ -327,7 +333,10 @@ async def summarize(store: UsageStore, catalog: CatalogSource, query: SummaryQue
     if query.end <= query.start:
         errors.add("end_time", "must be after start_time")
     errors.raise_if_any()
-    return await store.aggregate(
+    totals = await store.aggregate(
         customer_id=query.customer_id, meter=meter, filters=query.filters, start=query.start, end=query.end,
         group_by=query.group_by,
     )  # fmt: skip
+    if not totals and not query.group_by:
+        return [UsageTotal("", Decimal(0), 0)]  # nothing used is a quantity of 0, not no answer
+    return totals

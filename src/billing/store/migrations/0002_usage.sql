@@ -16,6 +16,8 @@ CREATE INDEX usage_keys_accepted_at ON usage_keys (accepted_at);
 -- A queue-like table: keep its statistics fresh (DESIGN.md §6 trap).
 ALTER TABLE usage_keys SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05);
 
+CREATE SEQUENCE usage_received_seq;
+
 CREATE TABLE usage_events (
     occurred_at timestamptz NOT NULL,
     idempotency_key text NOT NULL,
@@ -24,6 +26,8 @@ CREATE TABLE usage_events (
     properties jsonb NOT NULL DEFAULT '{}',
     value numeric,
     received_at timestamptz NOT NULL DEFAULT now(),
+    -- Order of receipt: breaks ties between events of one instant (a `latest` meter's answer).
+    received_seq bigint NOT NULL DEFAULT nextval('usage_received_seq'),
     cancelled_at timestamptz,
     PRIMARY KEY (idempotency_key, occurred_at)
 ) PARTITION BY RANGE (occurred_at);
