@@ -24,6 +24,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # Raised when a backend's FATAL (pg_terminate_backend) lands between two protocol steps.
+    asyncpg.InternalClientError,
 )
 
 

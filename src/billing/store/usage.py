@@ -86,19 +86,22 @@ async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
     outcomes: list[Stored] = []
     unseen: dict[str, list[int]] = {}
     for index, record in enumerate(records):
+        # Each copy is judged against the payload the key ends up stored with: the one stored
+        # before this batch, else this batch's first copy, else a concurrent batch's.
         if not record["customer_known"]:
             outcomes.append(Stored.UNKNOWN_CUSTOMER)
-        elif record["mine"] != record["first_fingerprint"]:
-            outcomes.append(Stored.CONFLICT)  # another copy of the key earlier in this batch
+        elif record["theirs"] is not None:
+            outcomes.append(Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT)
         elif record["key_new"]:
-            first = record["ord"] == record["first_ord"]
-            outcomes.append(Stored.ACCEPTED if first else Stored.DUPLICATE)
-        elif record["theirs"] is None:
+            if record["ord"] == record["first_ord"]:
+                outcomes.append(Stored.ACCEPTED)
+            else:
+                same = record["mine"] == record["first_fingerprint"]
+                outcomes.append(Stored.DUPLICATE if same else Stored.CONFLICT)
+        else:
             # Claimed by a concurrent batch after this statement's snapshot: look again below.
             unseen.setdefault(record["key"], []).append(index)
             outcomes.append(Stored.DUPLICATE)
-        else:
-            outcomes.append(Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT)
     if unseen:
         found = await connection.fetch(
             "SELECT idempotency_key, fingerprint FROM usage_keys WHERE idempotency_key = ANY($1::text[])",
