@@ -210,9 +210,6 @@ class Catalog:
     def meter_for_event(self, event_name: str) -> Meter | None:
         return self._meter_events.get(event_name)
 
-    def meter_by_event(self, event_name: str) -> Meter:
-        return _get(self._meter_events, event_name, "meter for event")
-
     def product(self, product_id: str) -> Product:
         return _get(self.products, product_id, "product")
 

@@ -13,7 +13,6 @@ from rating.api.converters.catalog import (
     PLAN_MASK,
     PRICE_MASK,
     PRODUCT_MASK,
-    addon_changes,
     addon_from_proto,
     addon_to_proto,
     coupon_changes,
@@ -50,7 +49,7 @@ from rating.api.converters.quotes import (
     quote_request_from_proto,
     quote_to_proto,
 )
-from rating.api.converters.resources import format_name, parse_name, parse_optional_name
+from rating.api.converters.resources import format_name, parse_name
 
 __all__ = [
     "ADDON_MASK",
@@ -62,7 +61,6 @@ __all__ = [
     "PRICE_MASK",
     "PRODUCT_MASK",
     "BilledTo",
-    "addon_changes",
     "addon_from_proto",
     "addon_to_proto",
     "billed_to",
@@ -79,7 +77,6 @@ __all__ = [
     "meter_from_proto",
     "meter_to_proto",
     "parse_name",
-    "parse_optional_name",
     "plan_changes",
     "plan_from_proto",
     "plan_to_proto",

@@ -562,10 +562,6 @@ ADDON_MASK = updatable(
 )
 
 
-def addon_changes(msg: pb.AddOn, paths: Iterable[str], field: str = "add_on") -> dict[str, object]:
-    return changes_from_mask(msg, paths, ADDON_MASK, field)
-
-
 # --- coupons ------------------------------------------------------------------------------
 
 

@@ -24,11 +24,6 @@ def parse_name(text: str, collection: str, field: str) -> str:
     return text[len(collection) + 1 :]
 
 
-def parse_optional_name(text: str, collection: str, field: str) -> str | None:
-    """Like ``parse_name``, but an empty string means "not set" and gives None."""
-    return parse_name(text, collection, field) if text else None
-
-
 def name_problem(text: str, collection: str) -> str | None:
     """Why ``text`` is not a name in ``collection``, or None when it is one."""
     if not text:
