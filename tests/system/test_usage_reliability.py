@@ -637,7 +637,7 @@ class _PoolOfTerminatedConnections:
 
 async def test_the_protocol_error_asyncpg_raises_for_a_terminated_backend_is_unavailable() -> None:
     rows = UsageRows()
-    rows.add("key", "cus_1", "", "mtr_1", 1_700_000_000, 0, "{}", "1")
+    rows.add("key", "cus_1", "", "mtr_1", 1_700_000_000_000_000, "{}", "1")
     store = PostgresUsageStore(_PoolOfTerminatedConnections())  # type: ignore[arg-type]
     with pytest.raises(Unavailable):
         await store.insert(rows)

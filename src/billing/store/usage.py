@@ -1,9 +1,9 @@
 """Usage events in PostgreSQL: batched idempotent insert, cancellation, and aggregation.
 
-Ingest is one statement per batch, one round trip: the arrays go in as they came off the wire
-and PostgreSQL turns text into jsonb and numeric and epoch seconds into timestamptz, so no
+Ingest is one statement per batch, one round trip: the columns go in as a few texts and
+PostgreSQL turns text into jsonb and numeric and epoch microseconds into timestamptz, so no
 Python object is built per event. The dedupe table's primary key is what makes a replay a
-no-op; the statement only reports which keys were new.
+no-op; the statement answers only for the events it did not store.
 """
 
 from __future__ import annotations
@@ -26,91 +26,121 @@ from billing.store.unit_of_work import CONNECTION_ERRORS
 # NOTE: the fingerprint hashes the resolved customer id (not the reference used), the meter, the
 # instant in microseconds, the properties as canonical jsonb text and the value without
 # trailing zeros, so "1.50" and "1.5", or a customer named by id and by CRM id, are one payload.
-# A key sent twice in one batch is inserted once (its first copy, in ``firsts``); every copy
-# reports its own fingerprint and the first copy's, so equivalence is judged on the same terms
-# within a batch as across batches.
+#
+# Columns arrive as text joined by U+001F, which none of them can contain (ids and values are
+# validated, properties are JSON, which escapes control characters), and are split here: one
+# text is encoded far faster than an array. Keys and CRM ids may hold any character but NUL,
+# so they come as arrays; the CRM ids as NULL when no event uses one. A lone '' splits into no
+# element at all; unnest pads the shorter arrays with NULL, which reads like '' for both the
+# customer reference and the value.
+#
+# The keys of one statement are distinct (insert_usage sends repeats in later rounds). Only the
+# events not stored now come back: unknown customers and keys already taken, with the payload
+# that took them as this statement's snapshot saw it (NULL if a concurrent batch took the key
+# after the snapshot). received_seq is one sequence value per statement, shifted past the
+# batch's positions (at most 10,000 < 2^14), so the order of receipt costs no nextval per event.
+SEPARATOR = "\x1f"
 _INSERT = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[],
-                         $7::text[], $8::text[])
-        WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, seconds, nanos, props, value, ord)
+    SELECT * FROM unnest($1::text[], string_to_array($2, E'\\x1f'), $3::text[], string_to_array($4, E'\\x1f'),
+                         string_to_array($5, E'\\x1f')::bigint[], string_to_array($6, E'\\x1f'),
+                         string_to_array($7, E'\\x1f'))
+        WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, micros, props, value, ord)
 ), resolved AS (
-    SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id,
-           i.seconds * 1000000 + i.nanos / 1000 AS micros,
-           timestamptz 'epoch' + (i.seconds * 1000000 + i.nanos / 1000) * interval '1 microsecond'
-               AS occurred_at,
-           i.props::jsonb AS properties,
-           trim_scale(nullif(i.value, '')::numeric) AS value
-    FROM input i
-    LEFT JOIN customers by_id ON by_id.id = i.customer_ref
-    LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
-), known AS (
     SELECT r.*, md5(concat_ws(chr(31), r.customer_id, r.meter_id, r.micros, r.properties::text,
                               r.value::text))::uuid AS fingerprint
-    FROM resolved r WHERE r.customer_id IS NOT NULL
-), firsts AS (
-    SELECT DISTINCT ON (key) * FROM known ORDER BY key, ord
+    FROM (
+        SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id, i.micros,
+               timestamptz 'epoch' + i.micros * interval '1 microsecond' AS occurred_at,
+               i.props::jsonb AS properties, trim_scale(nullif(i.value, '')::numeric) AS value
+        FROM input i
+        LEFT JOIN customers by_id ON by_id.id = i.customer_ref
+        LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
+    ) r
 ), fresh AS (
     INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at)
-    SELECT key, fingerprint, occurred_at FROM firsts
+    SELECT key, fingerprint, occurred_at FROM resolved WHERE customer_id IS NOT NULL
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key
 ), stored AS (
-    -- In receipt order, so received_seq breaks ties between events of the same instant.
-    INSERT INTO usage_events (occurred_at, idempotency_key, customer_id, meter_id, properties, value)
-    SELECT f.occurred_at, f.key, f.customer_id, f.meter_id, f.properties, f.value
-    FROM firsts f JOIN fresh ON fresh.idempotency_key = f.key
-    ORDER BY f.ord
+    INSERT INTO usage_events (occurred_at, idempotency_key, customer_id, meter_id, properties, value,
+                              received_seq)
+    SELECT r.occurred_at, r.key, r.customer_id, r.meter_id, r.properties, r.value,
+           (SELECT nextval('usage_received_seq')) * 16384 + r.ord
+    FROM resolved r JOIN fresh ON fresh.idempotency_key = r.key
 )
-SELECT r.ord, r.key, (r.customer_id IS NOT NULL) AS customer_known, k.fingerprint AS mine,
-       first.ord AS first_ord, first.fingerprint AS first_fingerprint,
-       (fresh.idempotency_key IS NOT NULL) AS key_new, existing.fingerprint AS theirs
+SELECT r.ord, r.customer_id IS NOT NULL AS customer_known, r.fingerprint AS mine,
+       CASE WHEN r.customer_id IS NOT NULL
+            THEN (SELECT k.fingerprint FROM usage_keys k WHERE k.idempotency_key = r.key) END AS theirs
 FROM resolved r
-LEFT JOIN known k ON k.ord = r.ord
-LEFT JOIN firsts first ON first.key = r.key
-LEFT JOIN fresh ON fresh.idempotency_key = r.key
-LEFT JOIN usage_keys existing ON existing.idempotency_key = r.key
-ORDER BY r.ord
+WHERE r.customer_id IS NULL OR NOT EXISTS (SELECT FROM fresh WHERE fresh.idempotency_key = r.key)
 """
 
 
 async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
-    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict."""
-    if not rows.keys:
-        return []
+    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict.
+
+    Each copy of a key is judged against the payload the key ends up stored with: the one
+    stored before, else its first copy here, else a concurrent batch's. One statement cannot
+    see its own rows, so repeated keys go in rounds (first copies, then second copies...),
+    in one transaction.
+    """
+    rounds = _rounds(rows.keys)
+    if len(rounds) <= 1:
+        return await _insert_distinct(connection, rows) if rows.keys else []
+    outcomes = [Stored.ACCEPTED] * len(rows)
+    async with connection.transaction():
+        for indexes in rounds:
+            stored = await _insert_distinct(connection, rows.select(indexes))
+            for index, outcome in zip(indexes, stored, strict=True):
+                outcomes[index] = outcome
+    return outcomes
+
+
+def _rounds(keys: list[str]) -> list[list[int]]:
+    """Row indexes by copy of their key: every first copy, then every second copy, ..."""
+    if len(set(keys)) == len(keys):
+        return [list(range(len(keys)))] if keys else []
+    copies: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for index, key in enumerate(keys):
+        copy = copies.get(key, 0)
+        copies[key] = copy + 1
+        if copy == len(rounds):
+            rounds.append([])
+        rounds[copy].append(index)
+    return rounds
+
+
+async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stored]:
+    join = SEPARATOR.join
     records = await connection.fetch(
         _INSERT,
-        rows.keys, rows.customer_ids, rows.crm_ids, rows.meter_ids, rows.seconds, rows.nanos,
-        rows.properties, rows.values,
+        rows.keys, join(rows.customer_ids), rows.crm_ids if any(rows.crm_ids) else None,
+        join(rows.meter_ids), join(map(str, rows.micros)), join(rows.properties), join(rows.values),
     )  # fmt: skip
-    outcomes: list[Stored] = []
-    unseen: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        # Each copy is judged against the payload the key ends up stored with: the one stored
-        # before this batch, else this batch's first copy, else a concurrent batch's.
+    outcomes = [Stored.ACCEPTED] * len(rows)
+    unseen: dict[str, int] = {}
+    for record in records:
+        index = record["ord"] - 1
         if not record["customer_known"]:
-            outcomes.append(Stored.UNKNOWN_CUSTOMER)
-        elif record["theirs"] is not None:
-            outcomes.append(Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT)
-        elif record["key_new"]:
-            if record["ord"] == record["first_ord"]:
-                outcomes.append(Stored.ACCEPTED)
-            else:
-                same = record["mine"] == record["first_fingerprint"]
-                outcomes.append(Stored.DUPLICATE if same else Stored.CONFLICT)
+            outcomes[index] = Stored.UNKNOWN_CUSTOMER
+        elif record["theirs"] is None:
+            # Taken by a concurrent batch after this statement's snapshot: look again below.
+            unseen[rows.keys[index]] = index
+            outcomes[index] = Stored.DUPLICATE
         else:
-            # Claimed by a concurrent batch after this statement's snapshot: look again below.
-            unseen.setdefault(record["key"], []).append(index)
-            outcomes.append(Stored.DUPLICATE)
+            outcomes[index] = Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT
     if unseen:
         found = await connection.fetch(
             "SELECT idempotency_key, fingerprint FROM usage_keys WHERE idempotency_key = ANY($1::text[])",
             list(unseen),
         )
+        mine = {record["ord"] - 1: record["mine"] for record in records}
         for record in found:
-            for index in unseen[record["idempotency_key"]]:
-                if record["fingerprint"] != records[index]["mine"]:
-                    outcomes[index] = Stored.CONFLICT
+            index = unseen[record["idempotency_key"]]
+            if record["fingerprint"] != mine[index]:
+                outcomes[index] = Stored.CONFLICT
     return outcomes
 
 

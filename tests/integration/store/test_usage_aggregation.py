@@ -55,10 +55,9 @@ def _key() -> str:
     return f"key-{uuid.uuid4().hex}"
 
 
-def _wire_time(at: datetime) -> tuple[int, int]:
-    """Epoch seconds and nanoseconds, as a protobuf Timestamp carries them."""
-    seconds, rest = divmod(at - EPOCH, timedelta(seconds=1))
-    return seconds, rest // timedelta(microseconds=1) * 1000
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch, as the use case hands an event's instant to the store."""
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 Row = tuple[str, str, str, str, datetime, str, str]
@@ -68,7 +67,7 @@ def _rows(*rows: Row) -> UsageRows:
     """(key, customer_id, crm_id, meter_id, occurred_at, properties JSON, value) per row."""
     result = UsageRows()
     for key, customer_id, crm_id, meter_id, at, properties, value in rows:
-        result.add(key, customer_id, crm_id, meter_id, *_wire_time(at), properties, value)
+        result.add(key, customer_id, crm_id, meter_id, _micros(at), properties, value)
     return result
 
 
@@ -415,10 +414,15 @@ async def test_the_sql_aggregation_equals_the_reference_aggregation_of_the_same_
         batch = UsageRows()
         for index in range(low, high):
             event = scenario.events[index]
-            seconds, nanos = _wire_time(SLOTS[event.slot])
             properties = json.dumps(dict(event.properties))
             batch.add(
-                keys[index], customer, "", METER_ID, seconds, nanos, properties, _value_text(event.value)
+                keys[index],
+                customer,
+                "",
+                METER_ID,
+                _micros(SLOTS[event.slot]),
+                properties,
+                _value_text(event.value),
             )
         assert set(await insert_usage(connection, batch)) <= {Stored.ACCEPTED}
     for key, event in zip(keys, scenario.events, strict=True):
