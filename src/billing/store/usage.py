@@ -58,8 +58,8 @@ WITH input AS (
         LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
     ) r
 ), fresh AS (
-    INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at)
-    SELECT key, fingerprint, occurred_at FROM resolved WHERE customer_id IS NOT NULL
+    INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at, customer_id, meter_id)
+    SELECT key, fingerprint, occurred_at, customer_id, meter_id FROM resolved WHERE customer_id IS NOT NULL
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key
 ), stored AS (
@@ -146,25 +146,29 @@ async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stor
 
 async def cancel_usage(connection: Connection, key: str) -> tuple[bool, datetime] | None:
     """Mark the event with ``key`` cancelled. None if no such event; (False, at) if it already was."""
-    occurred_at = await connection.fetchval(
-        "SELECT occurred_at FROM usage_keys WHERE idempotency_key = $1", key
+    event = await connection.fetchrow(
+        "SELECT occurred_at, customer_id, meter_id FROM usage_keys WHERE idempotency_key = $1", key
     )
-    if occurred_at is None:
+    if event is None:
         return None
+    # The aggregation index holds only events that still count: finding none means cancelled.
     cancelled = await connection.fetchval(
         "UPDATE usage_events SET cancelled_at = now() "
-        "WHERE idempotency_key = $1 AND occurred_at = $2 AND cancelled_at IS NULL RETURNING true",
+        "WHERE customer_id = $2 AND meter_id = $3 AND occurred_at = $4 AND idempotency_key = $1 "
+        "AND cancelled_at IS NULL RETURNING true",
         key,
-        occurred_at,
+        event["customer_id"],
+        event["meter_id"],
+        event["occurred_at"],
     )
-    return bool(cancelled), occurred_at
+    return bool(cancelled), event["occurred_at"]
 
 
 _AGGREGATES = {
     Aggregation.SUM: "coalesce(sum(value), 0)",
     Aggregation.COUNT: "count(*)::numeric",
     Aggregation.MAX: "coalesce(max(value), 0)",
-    Aggregation.UNIQUE_COUNT: "count(DISTINCT properties ->> $7)::numeric",
+    Aggregation.UNIQUE_COUNT: "count(DISTINCT properties ->> {property}::text)::numeric",
     # The value of the event that happened last; among equals, the one received last.
     Aggregation.LATEST: "coalesce((array_agg(value ORDER BY occurred_at DESC, received_seq DESC))[1], 0)",
 }
@@ -186,24 +190,28 @@ async def aggregate_usage(
     those of ``billing.domain.usage.aggregate``, which the tests hold it to. Cancelled events
     never count.
     """
+    params: list[object] = [customer_id, meter.id, start, end]
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    # Properties are named only when needed: a sum, count or max without filters or grouping
+    # then reads nothing but the aggregation index (an index-only scan once vacuumed).
+    value = _AGGREGATES[meter.aggregation]
+    if meter.aggregation is Aggregation.UNIQUE_COUNT:
+        value = value.format(property=param(meter.value_property))
+    group = f"coalesce(properties ->> {param(group_by)}::text, '')" if group_by else "''"
+    documents = [json.dumps({key: value}) for key, value in filters]
+    matching = f"AND properties @> ALL({param(documents)}::jsonb[])" if filters else ""
+    # GROUP BY even without grouping: no event in range is no row, not a row of zeros.
     sql = f"""
-        SELECT coalesce(properties ->> $6::text, '') AS grp, {_AGGREGATES[meter.aggregation]} AS value,
-               count(*) AS event_count
+        SELECT {group} AS grp, {value} AS value, count(*) AS event_count
         FROM usage_events
         WHERE customer_id = $1 AND meter_id = $2 AND occurred_at >= $3 AND occurred_at < $4
-          AND cancelled_at IS NULL AND properties @> ALL($5::jsonb[])
+          AND cancelled_at IS NULL {matching}
         GROUP BY 1 ORDER BY 1
     """
-    params: list[object] = [
-        customer_id,
-        meter.id,
-        start,
-        end,
-        [json.dumps({key: value}) for key, value in filters],
-        group_by or None,
-    ]
-    if meter.aggregation is Aggregation.UNIQUE_COUNT:
-        params.append(meter.value_property)
     records = await connection.fetch(sql, *params)
     return [UsageTotal(r["grp"], Decimal(r["value"]), r["event_count"]) for r in records]
 

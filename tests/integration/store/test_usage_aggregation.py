@@ -544,3 +544,26 @@ async def test_other_customers_and_other_meters_never_count(connection: asyncpg.
         connection, customer_id=customer, meter=meter, filters=(), start=HOUR_AGO, end=NOW
     )
     assert [t.value for t in totals] == [D(3)]
+
+
+async def test_a_sum_without_filters_or_grouping_can_read_the_aggregation_index_alone(
+    connection: asyncpg.Connection,
+) -> None:
+    customer = await _customer(connection)
+    await insert_usage(connection, _rows((_key(), customer, "", METER_ID, HOUR_AGO, "{}", "4")))
+    ran: list[asyncpg.connection.LoggedQuery] = []
+    connection.add_query_logger(ran.append)
+    try:
+        meter = Meter(METER_ID, "calls", "Calls", Aggregation.SUM)
+        await aggregate_usage(
+            connection, customer_id=customer, meter=meter, filters=(), start=HOUR_AGO, end=NOW
+        )
+    finally:
+        connection.remove_query_logger(ran.append)
+    # With the other access paths off, the planner takes an index-only scan whenever the query
+    # names no column outside the index and the index's collation and predicate fit.
+    async with connection.transaction():
+        await connection.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+        plan = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {ran[-1].query}", *ran[-1].args)
+    assert '"Index Only Scan"' in plan
+    assert "usage_events_customer_meter_time" in plan or "customer_id_meter_id_occurred_at" in plan
