@@ -29,10 +29,10 @@ from billing.store.unit_of_work import CONNECTION_ERRORS
 #
 # Columns arrive as text joined by U+001F, which none of them can contain (ids and values are
 # validated, properties are JSON, which escapes control characters), and are split here: one
-# text is encoded far faster than an array. Keys and CRM ids may hold any character but NUL,
-# so they come as arrays; the CRM ids as NULL when no event uses one. A lone '' splits into no
-# element at all; unnest pads the shorter arrays with NULL, which reads like '' for both the
-# customer reference and the value.
+# text is encoded far faster than an array. Keys and CRM ids may hold any character but NUL:
+# keys come joined too unless one holds the separator, then as an array ($1, else $8); CRM ids
+# as an array, NULL when no event uses one. A lone '' splits into no element at all; unnest
+# pads the shorter arrays with NULL, which reads like '' for the customer reference and value.
 #
 # The keys of one statement are distinct (insert_usage sends repeats in later rounds). Only the
 # events not stored now come back: unknown customers and keys already taken, with the payload
@@ -42,7 +42,8 @@ from billing.store.unit_of_work import CONNECTION_ERRORS
 SEPARATOR = "\x1f"
 _INSERT = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], string_to_array($2, E'\\x1f'), $3::text[], string_to_array($4, E'\\x1f'),
+    SELECT * FROM unnest(coalesce($1::text[], string_to_array($8, E'\\x1f')), string_to_array($2, E'\\x1f'),
+                         $3::text[], string_to_array($4, E'\\x1f'),
                          string_to_array($5, E'\\x1f')::bigint[], string_to_array($6, E'\\x1f'),
                          string_to_array($7, E'\\x1f'))
         WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, micros, props, value, ord)
@@ -114,10 +115,13 @@ def _rounds(keys: list[str]) -> list[list[int]]:
 
 async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stored]:
     join = SEPARATOR.join
+    keys = join(rows.keys)
+    joinable = keys.count(SEPARATOR) == len(rows) - 1
     records = await connection.fetch(
         _INSERT,
-        rows.keys, join(rows.customer_ids), rows.crm_ids if any(rows.crm_ids) else None,
+        None if joinable else rows.keys, join(rows.customer_ids), rows.crm_ids if any(rows.crm_ids) else None,
         join(rows.meter_ids), join(map(str, rows.micros)), join(rows.properties), join(rows.values),
+        keys if joinable else None,
     )  # fmt: skip
     outcomes = [Stored.ACCEPTED] * len(rows)
     unseen: dict[str, int] = {}

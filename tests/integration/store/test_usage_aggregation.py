@@ -97,6 +97,20 @@ async def test_a_key_repeated_within_one_batch_is_stored_once_and_the_copy_is_a_
     assert [(r["customer_id"], r["value"]) for r in stored] == [(customer, D(2))]
 
 
+@pytest.mark.parametrize("size", [1, 3])
+async def test_keys_holding_control_characters_are_stored_as_they_are(
+    connection: asyncpg.Connection, size: int
+) -> None:
+    # Columns travel joined by U+001F; a key that holds it must still arrive whole.
+    customer = await _customer(connection)
+    keys = [f"{_key()}\x1fpart\x1e{index}" for index in range(size)]
+    rows = _rows(*((key, customer, "", METER_ID, HOUR_AGO, "{}", "1") for key in keys))
+    assert await insert_usage(connection, rows) == [Stored.ACCEPTED] * size
+    assert await insert_usage(connection, rows) == [Stored.DUPLICATE] * size
+    for key in keys:
+        assert len(await _stored(connection, key)) == 1
+
+
 async def test_a_replay_in_a_later_batch_is_a_duplicate_and_stores_nothing_more(
     connection: asyncpg.Connection,
 ) -> None:

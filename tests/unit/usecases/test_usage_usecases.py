@@ -207,6 +207,15 @@ REJECTIONS = [
         "timestamp",
     ),
     *[
+        (
+            f"nanos {nanos}",
+            {"timestamp": Stamp(_stamp(NOW).seconds - 60, nanos)},
+            InvalidArgument,
+            "timestamp",
+        )
+        for nanos in [-1, 1_000_000_000]
+    ],
+    *[
         (f"malformed value {value!r}", {"value": value}, InvalidArgument, "value")
         for value in ["abc", "1,5", "1e3", ".5", "1.", "01", " 1", "1 ", "+1", "NaN", "Infinity", "0x10", "١"]
     ],
