@@ -8,7 +8,7 @@ the invoice and GetUsageSummary can never disagree about what a meter means.
 from __future__ import annotations
 
 import enum
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,11 +50,14 @@ class LateWindow:
         return None
 
 
+_VALUE_AGGREGATIONS = frozenset({Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST})
+
+
 def value_problem(meter: Meter, has_value: bool, properties: Container[str]) -> str | None:
     """Sum, max and latest meters aggregate the event's ``value``; unique_count counts distinct
     values of the property named by the meter's ``value_property``; count needs neither.
     ``properties`` are the event's property names (or its properties)."""
-    if meter.aggregation in (Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST) and not has_value:
+    if meter.aggregation in _VALUE_AGGREGATIONS and not has_value:
         return f"meter {meter.event_name!r} aggregates {meter.aggregation.value}: value is required"
     if meter.aggregation is Aggregation.UNIQUE_COUNT and meter.value_property not in properties:
         return f"meter {meter.event_name!r} counts unique {meter.value_property!r}: that property is required"
@@ -149,6 +152,13 @@ class UsageRows:
             self.keys[index], self.customer_ids[index], self.crm_ids[index], self.meter_ids[index],
             self.micros[index], self.properties[index], self.values[index],
         )  # fmt: skip
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, str, str, str, int, str, str]]) -> UsageRows:
+        """Columns from rows, each laid out as ``add`` takes them."""
+        if not rows:
+            return cls()
+        return cls(*(list(column) for column in zip(*rows, strict=True)))
 
     def extend(self, other: UsageRows) -> None:
         for mine, theirs in zip(self._columns(), other._columns(), strict=True):

@@ -134,17 +134,18 @@ _Row = tuple[str, str, str, str, int, str, str]
 
 
 def _prepare(events: Sequence[EventLike], catalog: Catalog, now: datetime, window: LateWindow) -> _Prepared:
-    prepared = _Prepared(UsageRows(), [], {})
     batch = _Batch(catalog, now, window, *window.bounds(now))
-    add, position = prepared.rows.add, prepared.positions.append
+    rows: list[_Row] = []
+    positions: list[int] = []
+    rejections: dict[int, Rejection] = {}
     for index, event in enumerate(events):
         checked = _check(event, batch)
         if isinstance(checked, Rejection):
-            prepared.rejections[index] = checked
+            rejections[index] = checked
         else:
-            add(*checked)
-            position(index)
-    return prepared
+            rows.append(checked)
+            positions.append(index)
+    return _Prepared(UsageRows.of(rows), positions, rejections)
 
 
 def _check(event: EventLike, batch: _Batch) -> Rejection | _Row:
@@ -224,7 +225,8 @@ def _remember(memo: dict[Any, Any], key: Any, answer: _T) -> _T:
 
 
 def _properties(properties: Mapping[str, str]) -> _Properties:
-    items = frozenset(properties.items())
+    # Not properties.items(): on a protobuf map that is the slow, pure-Python ItemsView.
+    items = frozenset([(name, properties[name]) for name in properties])
     known = _properties_memo.get(items)
     if known is not None:
         return known
