@@ -8,7 +8,6 @@ events a second, building an intermediate object per event would cost more than 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import json
 import re
@@ -201,7 +200,7 @@ def _check(event: EventLike, batch: _Batch) -> Rejection | _Row:
 # and long strings are never kept, so a hostile sender cannot grow them.
 _MEMO_ENTRIES = 4096
 _MEMO_MAX_CHARS = 128
-_JSON = json.JSONEncoder(separators=(",", ":"))
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one text per map, whatever its order
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,21 +279,22 @@ async def record_batch(
 def _answer(prepared: _Prepared, stored: Sequence[Stored], size: int) -> BatchResult:
     result = BatchResult([Outcome.REJECTED] * size, dict(prepared.rejections))
     for index, outcome in zip(prepared.positions, stored, strict=True):
-        match outcome:
-            case Stored.ACCEPTED:
-                result.outcomes[index] = Outcome.ACCEPTED
-            case Stored.DUPLICATE:
-                result.outcomes[index] = Outcome.DUPLICATE
-            case Stored.CONFLICT:
-                result.rejections[index] = _CONFLICT
-            case Stored.UNKNOWN_CUSTOMER:
-                result.rejections[index] = Rejection(NotFound, "customer", "no such customer")
+        answer = _STORED_ANSWERS[outcome]
+        if isinstance(answer, Rejection):
+            result.rejections[index] = answer
+        else:
+            result.outcomes[index] = answer
     return result
 
 
-_CONFLICT = Rejection(
-    FailedPrecondition, "idempotency_key", "this key was already used for an event with another payload"
-)
+_STORED_ANSWERS: dict[Stored, Outcome | Rejection] = {
+    Stored.ACCEPTED: Outcome.ACCEPTED,
+    Stored.DUPLICATE: Outcome.DUPLICATE,
+    Stored.CONFLICT: Rejection(
+        FailedPrecondition, "idempotency_key", "this key was already used for an event with another payload"
+    ),
+    Stored.UNKNOWN_CUSTOMER: Rejection(NotFound, "customer", "no such customer"),
+}
 
 
 class GroupCommitter:
@@ -302,6 +302,8 @@ class GroupCommitter:
 
     Each caller waits for the commit that contains its event, so an acknowledgement still means
     committed. ``max_pending`` bounds memory: past it, callers wait for room (backpressure).
+    A window closes ``max_delay`` after its first event or at ``max_rows`` events; the next one
+    opens at once, and its insert may overlap the previous one's (on another connection).
     """
 
     def __init__(
@@ -311,39 +313,43 @@ class GroupCommitter:
         self._max_delay = max_delay
         self._max_rows = max_rows
         self._room = asyncio.Semaphore(max_pending)
-        self._pending: list[tuple[UsageRows, asyncio.Future[Stored]]] = []
-        self._full = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._rows: list[_Row] = []
+        self._waiters: list[asyncio.Future[Stored]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._commits: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    async def submit(self, rows: UsageRows) -> Stored:
-        """Store a one-row batch together with others; returns what became of the row."""
+    async def submit(self, row: _Row) -> Stored:
+        """Store one row together with others; returns what became of it."""
         async with self._room:
-            future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-            self._pending.append((rows, future))
-            if self._flusher is None:
-                self._flusher = asyncio.create_task(self._flush_soon())
-            elif len(self._pending) >= self._max_rows:
-                self._full.set()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Stored] = loop.create_future()
+            self._rows.append(row)
+            self._waiters.append(future)
+            if len(self._rows) >= self._max_rows:
+                self._flush()
+            elif self._timer is None:
+                self._timer = loop.call_later(self._max_delay, self._flush)
             return await future
 
-    async def _flush_soon(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), self._max_delay)
-        self._full.clear()
-        batch, self._pending = self._pending, []
-        # Calls arriving from now on open the next window; its insert may overlap this one.
-        self._flusher = None
-        rows = UsageRows()
-        for one, _ in batch:
-            rows.extend(one)
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, waiters = UsageRows.of(self._rows), self._waiters
+        self._rows, self._waiters = [], []
+        commit = asyncio.create_task(self._commit(rows, waiters))
+        self._commits.add(commit)
+        commit.add_done_callback(self._commits.discard)
+
+    async def _commit(self, rows: UsageRows, waiters: list[asyncio.Future[Stored]]) -> None:
         try:
             outcomes = await self._store.insert(rows)
         except Exception as error:
-            for _, future in batch:
-                if not future.done():
+            for future in waiters:
+                if not future.done():  # a caller that gave up (deadline) cancelled its future
                     future.set_exception(error)
             return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for future, outcome in zip(waiters, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 
@@ -356,13 +362,13 @@ async def record_one(
     window: LateWindow = DEFAULT_WINDOW,
 ) -> Outcome:
     """Store one event through group commit; raise the error a rejected event deserves."""
-    prepared = _prepare([event], catalog.current(), now, window)
-    if 0 in prepared.rejections:
-        raise _error(prepared.rejections[0])
-    result = _answer(prepared, [await committer.submit(prepared.rows)], 1)
-    if 0 in result.rejections:
-        raise _error(result.rejections[0])
-    return result.outcomes[0]
+    checked = _check(event, _Batch(catalog.current(), now, window, *window.bounds(now)))
+    if isinstance(checked, Rejection):
+        raise _error(checked)
+    answer = _STORED_ANSWERS[await committer.submit(checked)]
+    if isinstance(answer, Rejection):
+        raise _error(answer)
+    return answer
 
 
 def _error(rejection: Rejection) -> Exception:

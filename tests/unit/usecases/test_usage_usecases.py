@@ -377,10 +377,8 @@ async def test_a_missing_value_is_reported_on_the_value_field_whatever_the_meter
 # --- GroupCommitter -------------------------------------------------------------------------
 
 
-def _one(key: str, customer: str = "cus_1", value: str = "1") -> UsageRows:
-    rows = UsageRows()
-    rows.add(key, customer, "", "meter_calls", 1_750_000_000_000_000, "{}", value)
-    return rows
+def _one(key: str, customer: str = "cus_1", value: str = "1") -> tuple[str, str, str, str, int, str, str]:
+    return key, customer, "", "meter_calls", 1_750_000_000_000_000, "{}", value
 
 
 async def test_concurrent_submits_are_committed_together_in_one_insert() -> None:
@@ -394,8 +392,8 @@ async def test_concurrent_submits_are_committed_together_in_one_insert() -> None
 
 async def test_each_caller_gets_the_outcome_of_its_own_event() -> None:
     store = FakeUsageStore()
-    await store.insert(_one("seen"))
-    await store.insert(_one("taken", value="2"))
+    await store.insert(UsageRows.of([_one("seen")]))
+    await store.insert(UsageRows.of([_one("taken", value="2")]))
     committer = GroupCommitter(store, max_delay=0.01)
     submits = {
         "new": _one("new"),

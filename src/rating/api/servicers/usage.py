@@ -16,6 +16,9 @@ from rating.usecases import usage
 from rating.usecases.usage import GroupCommitter, Outcome, UsageStore
 
 Context = Any
+# The only two answers RecordUsage gives, encoded once (the registration sends bytes as they are).
+_ACCEPTED = pb.RecordUsageResponse(duplicate=False).SerializeToString()
+_DUPLICATE = pb.RecordUsageResponse(duplicate=True).SerializeToString()
 
 
 class UsageServicer:
@@ -25,11 +28,11 @@ class UsageServicer:
         self.committer = committer
 
     @translate_errors
-    async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> pb.RecordUsageResponse:
+    async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> bytes:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
         outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
-        return pb.RecordUsageResponse(duplicate=outcome is Outcome.DUPLICATE)
+        return _DUPLICATE if outcome is Outcome.DUPLICATE else _ACCEPTED
 
     @translate_errors
     async def RecordUsageBatch(
