@@ -60,6 +60,14 @@ CATALOG = Catalog(
         "fee": _price("fee", "pay", Percentage(Decimal("1.5"), Decimal(30)), usage=UsageBinding("tx")),
         "wfm": _price("wfm", "wfm", PerUnit(Decimal(500))),
         "yearly": Price("yearly", "seats", "USD", PerUnit(Decimal(10000)), Recurring(Interval.YEAR)),
+        "email_yearly": Price(
+            "email_yearly",
+            "msgs",
+            "USD",
+            Graduated((Tier(Decimal(100), Decimal(0)), Tier(None, Decimal(1)))),
+            Recurring(Interval.YEAR),
+            UsageBinding("msg", (("channel", "email"),)),
+        ),
         "eur": Price("eur", "seats", "EUR", PerUnit(Decimal(900)), MONTHLY),
     },
     plans={
