@@ -31,6 +31,10 @@ class _TestClockStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TestC
     """Every period due by frozen_time is closed."""
     TEST_CLOCK_STATUS_ADVANCING: _TestClockStatus.ValueType  # 2
     """The invoicer is still closing periods due by frozen_time."""
+    TEST_CLOCK_STATUS_INTERNAL_FAILURE: _TestClockStatus.ValueType  # 3
+    """A subscription of the clock was parked (see Subscription.parked_reason): the invoicer will
+    not close its periods until it is released.
+    """
 
 class TestClockStatus(_TestClockStatus, metaclass=_TestClockStatusEnumTypeWrapper): ...
 
@@ -39,6 +43,10 @@ TEST_CLOCK_STATUS_READY: TestClockStatus.ValueType  # 1
 """Every period due by frozen_time is closed."""
 TEST_CLOCK_STATUS_ADVANCING: TestClockStatus.ValueType  # 2
 """The invoicer is still closing periods due by frozen_time."""
+TEST_CLOCK_STATUS_INTERNAL_FAILURE: TestClockStatus.ValueType  # 3
+"""A subscription of the clock was parked (see Subscription.parked_reason): the invoicer will
+not close its periods until it is released.
+"""
 Global___TestClockStatus: _TypeAlias = TestClockStatus  # noqa: Y015
 
 @_typing.final
@@ -57,7 +65,9 @@ class TestClock(_message.Message):
     status: Global___TestClockStatus.ValueType
     """Output only."""
     pending_period_count: _builtins.int
-    """Output only. Periods due by frozen_time that are not closed yet."""
+    """Output only. Subscriptions with a period due by frozen_time that is not closed yet,
+    parked ones included.
+    """
     @_builtins.property
     def frozen_time(self) -> _timestamp_pb2.Timestamp:
         """Required on create. The clock's current time; moves only forward, by AdvanceTestClock."""
