@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from billing.store.invoice_commands import InvoiceRepository
 from billing.store.test_clocks import TestClockRepository
 from billing.store.unit_of_work import PostgresUnitOfWork
 
 
 class PostgresBillingUnitOfWork(PostgresUnitOfWork):
     test_clocks: TestClockRepository
+    invoices: InvoiceRepository
 
     async def __aenter__(self) -> PostgresBillingUnitOfWork:
         await super().__aenter__()
         connection = self._connection
         self.test_clocks = TestClockRepository(connection)
+        self.invoices = InvoiceRepository(connection)
         return self

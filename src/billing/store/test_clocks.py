@@ -67,6 +67,14 @@ class TestClockRepository:
             f"UPDATE test_clocks SET deleted_at = now() WHERE id = $1 AND {_LIVE}", clock_id
         )
 
+    async def time_of(self, clock_id: str) -> datetime:
+        frozen: datetime | None = await self._connection.fetchval(
+            "SELECT frozen_time FROM test_clocks WHERE id = $1", clock_id
+        )
+        if frozen is None:
+            raise NotFound(f"test clock {clock_id!r} not found")
+        return frozen
+
     async def backlog(self, clock_id: str) -> ClockBacklog:
         """Subscriptions of the clock with a close or a finalization due by its time."""
         row = await self._connection.fetchrow(
