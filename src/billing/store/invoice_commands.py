@@ -5,8 +5,8 @@ Every status change, payment and credit note writes its outbox event in the same
 change to a finalized invoice but its status columns, and 0006's unique indexes refuse a
 second successful payment of an invoice or of one provider reference.
 
-Lines are stored by :func:`insert_draft` with the whole domain line in ``detail`` (the codec's
-JSON), so a line reads back exactly as it was built; the columns beside it are for SQL.
+Lines are read back from the domain line the invoicer stores beside the columns (the codec's
+JSON), so a line reads back exactly as it was built.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 import asyncpg
@@ -30,9 +28,7 @@ from billing.domain.invoice_records import (
     Payment,
     PaymentOutcome,
 )
-from billing.domain.invoices import InvoiceDraft
-from billing.domain.lines import InvoiceLine, InvoiceLineKind
-from billing.domain.periods import Period
+from billing.domain.lines import InvoiceLine
 from billing.store import codec
 from billing.store._types import Connection
 from billing.store.ids import new_id
@@ -252,86 +248,9 @@ async def _assemble(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
     ]
 
 
-async def insert_draft(
-    connection: Connection, invoice_id: str, draft: InvoiceDraft, kind: str, test_clock_id: str | None = None
-) -> None:
-    """Store ``draft`` as a draft invoice of ``kind`` with its lines."""
-    period = draft.fee_period or draft.usage_period
-    await connection.execute(
-        "INSERT INTO invoices (id, customer_id, subscription_id, boundary, kind, currency, period_start, "
-        "period_end, subtotal, discount, tax, total, credit_applied, amount_due, test_clock_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        invoice_id,
-        draft.customer_id,
-        draft.subscription_id,
-        draft.issued_at if draft.boundary_index is not None else None,
-        kind,
-        draft.currency,
-        None if period is None else period.start,
-        None if period is None else period.end,
-        draft.subtotal,
-        draft.discount,
-        draft.tax,
-        draft.total,
-        draft.credit_applied,
-        draft.amount_due,
-        test_clock_id,
-    )
-    await connection.executemany(
-        "INSERT INTO invoice_lines (invoice_id, position, kind, description, price_id, product_id, item_id, "
-        "quantity, unit_amount, amount_exact, amount, discount, tax, tax_rate, period_start, period_end, "
-        "proration, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-        "$17, $18::jsonb)",
-        [_line_row(invoice_id, position, line) for position, line in enumerate(draft.lines)],
-    )
-
-
-def _line_row(invoice_id: str, position: int, line: InvoiceLine) -> tuple[Any, ...]:
-    exact = line.unrounded_amount
-    return (
-        invoice_id,
-        position,
-        line.kind.value,
-        line.description,
-        line.price_id,
-        line.product_id,
-        line.item_key,
-        line.quantity,
-        line.unit_amount,
-        # numeric holds the exact value when it is a finite decimal; detail keeps the fraction.
-        Decimal(exact.numerator) / Decimal(exact.denominator),
-        line.amount,
-        line.discount,
-        line.tax,
-        None if line.tax_rate is None else line.tax_rate.percentage,
-        line.period.start,
-        line.period.end,
-        None
-        if line.proration_factor is None
-        else f"{line.proration_factor.numerator}/{line.proration_factor.denominator}",
-        codec.to_json(line),
-    )
-
-
 def _line(row: Mapping[str, Any]) -> InvoiceLine:
-    detail = json.loads(row["detail"]) if isinstance(row["detail"], str) else row["detail"]
-    if isinstance(detail, dict) and detail.get("$type") == "InvoiceLine":
-        return codec.decode(InvoiceLine, detail)  # type: ignore[no-any-return]
-    # A line written without its domain document: rebuild what the columns hold.
-    return InvoiceLine(
-        kind=InvoiceLineKind(row["kind"]),
-        description=row["description"],
-        item_key=row["item_id"] or "",
-        price_id=row["price_id"] or "",
-        product_id=row["product_id"] or "",
-        quantity=row["quantity"],
-        unit_amount=row["unit_amount"],
-        period=Period(row["period_start"], row["period_end"]),
-        amount=row["amount"],
-        unrounded_amount=Fraction(row["amount_exact"]),
-        proration_factor=None if row["proration"] is None else Fraction(row["proration"]),
-        tax=row["tax"],
-    )
+    line: InvoiceLine = codec.from_json(InvoiceLine, row["doc"])
+    return line
 
 
 def _payment(row: Mapping[str, Any]) -> Payment:

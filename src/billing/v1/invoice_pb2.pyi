@@ -185,7 +185,7 @@ class InvoiceLine(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
-    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     PERIOD_START_TIME_FIELD_NUMBER: _builtins.int
     PERIOD_END_TIME_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
@@ -211,17 +211,20 @@ class InvoiceLine(_message.Message):
     """"prices/{id}"."""
     product: _builtins.str
     """"products/{id}"."""
-    price_version: _builtins.int
+    item: _builtins.str
+    """The subscription item it prices: "seat", "add_on:{id}", "usage:{price id}"..."""
     quantity: _builtins.str
     """Decimal."""
     unit_amount: _builtins.str
     """Decimal, minor units per unit; empty when tiers set it."""
     exact_amount: _builtins.str
-    """Decimal, minor units, exact before rounding."""
+    """Minor units, exact before rounding: a decimal ("1250.5") or, when no finite decimal is
+    exact (a prorated amount), a fraction in lowest terms ("7250/3").
+    """
     amount: _builtins.int
     """Minor units: exact_amount rounded half away from zero, once."""
     tax_rate: _builtins.str
-    """Decimal percentage of the tax rate applied; empty for no tax."""
+    """The id of the tax rate applied (see Invoice.tax_amounts); empty for no tax."""
     tax: _builtins.int
     """Minor units: this line's share of its tax rate's tax."""
     total: _builtins.int
@@ -251,7 +254,7 @@ class InvoiceLine(_message.Message):
         description: _builtins.str = ...,
         price: _builtins.str = ...,
         product: _builtins.str = ...,
-        price_version: _builtins.int = ...,
+        item: _builtins.str = ...,
         period_start_time: _timestamp_pb2.Timestamp | None = ...,
         period_end_time: _timestamp_pb2.Timestamp | None = ...,
         quantity: _builtins.str = ...,
@@ -268,7 +271,7 @@ class InvoiceLine(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end_time", b"period_end_time", "period_start_time", b"period_start_time", "proration_factor", b"proration_factor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "discounts", b"discounts", "exact_amount", b"exact_amount", "id", b"id", "included", b"included", "kind", b"kind", "period_end_time", b"period_end_time", "period_start_time", b"period_start_time", "price", b"price", "price_version", b"price_version", "product", b"product", "proration_factor", b"proration_factor", "quantity", b"quantity", "tax", b"tax", "tax_rate", b"tax_rate", "tiers", b"tiers", "total", b"total", "type", b"type", "unit_amount", b"unit_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "discounts", b"discounts", "exact_amount", b"exact_amount", "id", b"id", "included", b"included", "item", b"item", "kind", b"kind", "period_end_time", b"period_end_time", "period_start_time", b"period_start_time", "price", b"price", "product", b"product", "proration_factor", b"proration_factor", "quantity", b"quantity", "tax", b"tax", "tax_rate", b"tax_rate", "tiers", b"tiers", "total", b"total", "type", b"type", "unit_amount", b"unit_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -276,36 +279,36 @@ Global___InvoiceLine: _TypeAlias = InvoiceLine  # noqa: Y015
 
 @_typing.final
 class TaxAmount(_message.Message):
-    """Tax of one rate over the invoice, before allocation to lines."""
+    """Tax of one rate over the invoice, before allocation to lines (docs/billing-rules.md §6)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    RATE_FIELD_NUMBER: _builtins.int
-    TAX_CODE_FIELD_NUMBER: _builtins.int
-    COUNTRY_FIELD_NUMBER: _builtins.int
+    TAX_RATE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    PERCENTAGE_FIELD_NUMBER: _builtins.int
     TAXABLE_AMOUNT_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
-    rate: _builtins.str
+    tax_rate: _builtins.str
+    """The rate's id, for example "SE-standard"."""
+    display_name: _builtins.str
+    percentage: _builtins.str
     """Decimal percentage."""
-    tax_code: _builtins.str
-    country: _builtins.str
-    """ISO 3166-1 alpha-2."""
     taxable_amount: _builtins.int
-    """Minor units: the net amount the rate applied to."""
+    """Minor units: the net amount (after discounts) the rate applied to."""
     amount: _builtins.int
     """Minor units."""
     def __init__(
         self,
         *,
-        rate: _builtins.str = ...,
-        tax_code: _builtins.str = ...,
-        country: _builtins.str = ...,
+        tax_rate: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        percentage: _builtins.str = ...,
         taxable_amount: _builtins.int = ...,
         amount: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "country", b"country", "rate", b"rate", "tax_code", b"tax_code", "taxable_amount", b"taxable_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "display_name", b"display_name", "percentage", b"percentage", "tax_rate", b"tax_rate", "taxable_amount", b"taxable_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

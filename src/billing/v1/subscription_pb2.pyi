@@ -475,25 +475,23 @@ Global___CreateSubscriptionRequest: _TypeAlias = CreateSubscriptionRequest  # no
 
 @_typing.final
 class CreateSubscriptionResponse(_message.Message):
+    """The first invoice (the first period's fees, unless a trial or an import defers them) is
+    the invoicer's close of the first boundary, due at once: it follows within moments.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
-    INVOICE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
-    @_builtins.property
-    def invoice(self) -> _invoice_pb2.Invoice:
-        """The first invoice (fees of the first period), unless a trial or an import defers it."""
-
     def __init__(
         self,
         *,
         subscription: Global___Subscription | None = ...,
-        invoice: _invoice_pb2.Invoice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -778,25 +776,29 @@ Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # no
 
 @_typing.final
 class CancelSubscriptionResponse(_message.Message):
+    """For a cancel now, the final invoice (usage to the cancel time, pending lines, credits) is the
+    invoicer's close of the cancel instant, due at once.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
-    INVOICE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
     @_builtins.property
-    def invoice(self) -> _invoice_pb2.Invoice:
-        """For a cancel now: the final invoice (usage to the cancel time, pending lines, credits)."""
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_invoice_pb2.InvoiceLine]:
+        """For a cancel now: the proration credits it created, pending for the final invoice."""
 
     def __init__(
         self,
         *,
         subscription: Global___Subscription | None = ...,
-        invoice: _invoice_pb2.Invoice | None = ...,
+        lines: _abc.Iterable[_invoice_pb2.InvoiceLine] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
