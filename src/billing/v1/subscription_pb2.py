@@ -28,23 +28,23 @@ from billing.v1 import rating_pb2 as billing_dot_v1_dot_rating__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/subscription.proto\x12\nbilling.v1\x1a\x18\x62illing/v1/catalog.proto\x1a\x18\x62illing/v1/invoice.proto\x1a\x17\x62illing/v1/rating.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\x10SubscriptionItem\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.billing.v1.LineKind\x12\x0e\n\x06\x61\x64\x64_on\x18\x04 \x01(\t\x12\x10\n\x08included\x18\x05 \x01(\x08\"e\n\x14SubscriptionDiscount\x12\x0e\n\x06\x63oupon\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12/\n\x0bredeem_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x0fScheduledChange\x12.\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12.\n\napply_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf8\x08\n\x0cSubscription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x02 \x01(\t\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\r\n\x05seats\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64_ons\x18\x05 \x03(\t\x12,\n\x06prices\x18\x06 \x03(\x0b\x32\x1c.billing.v1.SubscriptionItem\x12+\n\x05items\x18\x07 \x03(\x0b\x32\x1c.billing.v1.SubscriptionItem\x12\x33\n\tdiscounts\x18\x08 \x03(\x0b\x32 .billing.v1.SubscriptionDiscount\x12\x10\n\x08\x63urrency\x18\t \x01(\t\x12(\n\trecurring\x18\n \x01(\x0b\x32\x15.billing.v1.Recurring\x12.\n\x06status\x18\x0b \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12<\n\x14\x62illing_cycle_anchor\x18\x0c \x01(\x0e\x32\x1e.billing.v1.BillingCycleAnchor\x12\x31\n\x0eproration_unit\x18\r \x01(\x0e\x32\x19.billing.v1.ProrationUnit\x12.\n\nstart_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etrial_end_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x62illing_anchor_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x19\x63urrent_period_start_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x17\x63urrent_period_end_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61ncel_at_period_end\x18\x13 \x01(\x08\x12,\n\x08\x65nd_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10scheduled_change\x18\x15 \x01(\x0b\x32\x1b.billing.v1.ScheduledChange\x12\x15\n\rparked_reason\x18\x16 \x01(\t\x12-\n\tpark_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x08metadata\x18\x18 \x03(\x0b\x32&.billing.v1.Subscription.MetadataEntry\x12/\n\x0b\x63reate_time\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x12SubscriptionChange\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12\r\n\x05seats\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x64\x64_add_ons\x18\x03 \x03(\t\x12\x16\n\x0eremove_add_ons\x18\x04 \x03(\t\x12\x14\n\x0c\x63oupon_codes\x18\x05 \x03(\t\"\x89\x01\n\x19\x43reateSubscriptionRequest\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12\x14\n\x0c\x63oupon_codes\x18\x02 \x03(\t\x12\x12\n\ntrial_days\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"L\n\x1a\x43reateSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"&\n\x16GetSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x17GetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"\x83\x01\n\x18ListSubscriptionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\"e\n\x19ListSubscriptionsResponse\x12/\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x18.billing.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xdc\x01\n\x19UpdateSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12\x32\n\x0eproration_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x9a\x01\n\x1aUpdateSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\x12$\n\x07invoice\x18\x03 \x01(\x0b\x32\x13.billing.v1.Invoice\"\xcf\x01\n PreviewSubscriptionChangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12\x32\n\x0eproration_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n!PreviewSubscriptionChangeResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\x12\x32\n\x0eproration_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x19\x43\x61ncelSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rat_period_end\x18\x02 \x01(\x08\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12/\n\x0b\x63\x61ncel_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"t\n\x1a\x43\x61ncelSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\"u\n!ScheduleSubscriptionChangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"T\n\"ScheduleSubscriptionChangeResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription*\x9d\x01\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x01\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x03*\x83\x01\n\x12\x42illingCycleAnchor\x12$\n BILLING_CYCLE_ANCHOR_UNSPECIFIED\x10\x00\x12$\n BILLING_CYCLE_ANCHOR_ANNIVERSARY\x10\x01\x12!\n\x1d\x42ILLING_CYCLE_ANCHOR_CALENDAR\x10\x02*b\n\rProrationUnit\x12\x1e\n\x1aPRORATION_UNIT_UNSPECIFIED\x10\x00\x12\x19\n\x15PRORATION_UNIT_SECOND\x10\x01\x12\x16\n\x12PRORATION_UNIT_DAY\x10\x02*\xa5\x01\n\x11ProrationBehavior\x12\"\n\x1ePRORATION_BEHAVIOR_UNSPECIFIED\x10\x00\x12(\n$PRORATION_BEHAVIOR_CREATE_PRORATIONS\x10\x01\x12%\n!PRORATION_BEHAVIOR_ALWAYS_INVOICE\x10\x02\x12\x1b\n\x17PRORATION_BEHAVIOR_NONE\x10\x03\x32\xf9\x05\n\x13SubscriptionService\x12\x63\n\x12\x43reateSubscription\x12%.billing.v1.CreateSubscriptionRequest\x1a&.billing.v1.CreateSubscriptionResponse\x12Z\n\x0fGetSubscription\x12\".billing.v1.GetSubscriptionRequest\x1a#.billing.v1.GetSubscriptionResponse\x12`\n\x11ListSubscriptions\x12$.billing.v1.ListSubscriptionsRequest\x1a%.billing.v1.ListSubscriptionsResponse\x12\x63\n\x12UpdateSubscription\x12%.billing.v1.UpdateSubscriptionRequest\x1a&.billing.v1.UpdateSubscriptionResponse\x12x\n\x19PreviewSubscriptionChange\x12,.billing.v1.PreviewSubscriptionChangeRequest\x1a-.billing.v1.PreviewSubscriptionChangeResponse\x12\x63\n\x12\x43\x61ncelSubscription\x12%.billing.v1.CancelSubscriptionRequest\x1a&.billing.v1.CancelSubscriptionResponse\x12{\n\x1aScheduleSubscriptionChange\x12-.billing.v1.ScheduleSubscriptionChangeRequest\x1a..billing.v1.ScheduleSubscriptionChangeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/subscription.proto\x12\nbilling.v1\x1a\x18\x62illing/v1/catalog.proto\x1a\x18\x62illing/v1/invoice.proto\x1a\x17\x62illing/v1/rating.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\x10SubscriptionItem\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.billing.v1.LineKind\x12\x0e\n\x06\x61\x64\x64_on\x18\x04 \x01(\t\x12\x10\n\x08included\x18\x05 \x01(\x08\"e\n\x14SubscriptionDiscount\x12\x0e\n\x06\x63oupon\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12/\n\x0bredeem_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x0fScheduledChange\x12.\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12.\n\napply_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x08\n\x0cSubscription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x02 \x01(\t\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\r\n\x05seats\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64_ons\x18\x05 \x03(\t\x12,\n\x06prices\x18\x06 \x03(\x0b\x32\x1c.billing.v1.SubscriptionItem\x12+\n\x05items\x18\x07 \x03(\x0b\x32\x1c.billing.v1.SubscriptionItem\x12\x33\n\tdiscounts\x18\x08 \x03(\x0b\x32 .billing.v1.SubscriptionDiscount\x12\x10\n\x08\x63urrency\x18\t \x01(\t\x12(\n\trecurring\x18\n \x01(\x0b\x32\x15.billing.v1.Recurring\x12.\n\x06status\x18\x0b \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12<\n\x14\x62illing_cycle_anchor\x18\x0c \x01(\x0e\x32\x1e.billing.v1.BillingCycleAnchor\x12\x31\n\x0eproration_unit\x18\r \x01(\x0e\x32\x19.billing.v1.ProrationUnit\x12.\n\nstart_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etrial_end_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x62illing_anchor_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x19\x63urrent_period_start_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x17\x63urrent_period_end_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61ncel_at_period_end\x18\x13 \x01(\x08\x12,\n\x08\x65nd_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10scheduled_change\x18\x15 \x01(\x0b\x32\x1b.billing.v1.ScheduledChange\x12\x15\n\rparked_reason\x18\x16 \x01(\t\x12-\n\tpark_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x12trial_end_behavior\x18\x18 \x01(\x0e\x32\x1c.billing.v1.TrialEndBehavior\x12/\n\x0b\x63reate_time\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x12SubscriptionChange\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12\r\n\x05seats\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x64\x64_add_ons\x18\x03 \x03(\t\x12\x16\n\x0eremove_add_ons\x18\x04 \x03(\t\x12\x14\n\x0c\x63oupon_codes\x18\x05 \x03(\t\"\x89\x01\n\x19\x43reateSubscriptionRequest\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12\x14\n\x0c\x63oupon_codes\x18\x02 \x03(\t\x12\x12\n\ntrial_days\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"L\n\x1a\x43reateSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"&\n\x16GetSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x17GetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"\x83\x01\n\x18ListSubscriptionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\"e\n\x19ListSubscriptionsResponse\x12/\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x18.billing.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xdc\x01\n\x19UpdateSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12\x32\n\x0eproration_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x9a\x01\n\x1aUpdateSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\x12$\n\x07invoice\x18\x03 \x01(\x0b\x32\x13.billing.v1.Invoice\"\xcf\x01\n PreviewSubscriptionChangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12\x32\n\x0eproration_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n!PreviewSubscriptionChangeResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\x12\x32\n\x0eproration_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x19\x43\x61ncelSubscriptionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rat_period_end\x18\x02 \x01(\x08\x12\x39\n\x12proration_behavior\x18\x03 \x01(\x0e\x32\x1d.billing.v1.ProrationBehavior\x12/\n\x0b\x63\x61ncel_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"t\n\x1a\x43\x61ncelSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\x12&\n\x05lines\x18\x02 \x03(\x0b\x32\x17.billing.v1.InvoiceLine\"u\n!ScheduleSubscriptionChangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1e.billing.v1.SubscriptionChange\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"T\n\"ScheduleSubscriptionChangeResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription*\x9d\x01\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x01\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x03*\x83\x01\n\x12\x42illingCycleAnchor\x12$\n BILLING_CYCLE_ANCHOR_UNSPECIFIED\x10\x00\x12$\n BILLING_CYCLE_ANCHOR_ANNIVERSARY\x10\x01\x12!\n\x1d\x42ILLING_CYCLE_ANCHOR_CALENDAR\x10\x02*b\n\rProrationUnit\x12\x1e\n\x1aPRORATION_UNIT_UNSPECIFIED\x10\x00\x12\x19\n\x15PRORATION_UNIT_SECOND\x10\x01\x12\x16\n\x12PRORATION_UNIT_DAY\x10\x02*\xa5\x01\n\x11ProrationBehavior\x12\"\n\x1ePRORATION_BEHAVIOR_UNSPECIFIED\x10\x00\x12(\n$PRORATION_BEHAVIOR_CREATE_PRORATIONS\x10\x01\x12%\n!PRORATION_BEHAVIOR_ALWAYS_INVOICE\x10\x02\x12\x1b\n\x17PRORATION_BEHAVIOR_NONE\x10\x03*|\n\x10TrialEndBehavior\x12\"\n\x1eTRIAL_END_BEHAVIOR_UNSPECIFIED\x10\x00\x12%\n!TRIAL_END_BEHAVIOR_CREATE_INVOICE\x10\x01\x12\x1d\n\x19TRIAL_END_BEHAVIOR_CANCEL\x10\x02\x32\xf9\x05\n\x13SubscriptionService\x12\x63\n\x12\x43reateSubscription\x12%.billing.v1.CreateSubscriptionRequest\x1a&.billing.v1.CreateSubscriptionResponse\x12Z\n\x0fGetSubscription\x12\".billing.v1.GetSubscriptionRequest\x1a#.billing.v1.GetSubscriptionResponse\x12`\n\x11ListSubscriptions\x12$.billing.v1.ListSubscriptionsRequest\x1a%.billing.v1.ListSubscriptionsResponse\x12\x63\n\x12UpdateSubscription\x12%.billing.v1.UpdateSubscriptionRequest\x1a&.billing.v1.UpdateSubscriptionResponse\x12x\n\x19PreviewSubscriptionChange\x12,.billing.v1.PreviewSubscriptionChangeRequest\x1a-.billing.v1.PreviewSubscriptionChangeResponse\x12\x63\n\x12\x43\x61ncelSubscription\x12%.billing.v1.CancelSubscriptionRequest\x1a&.billing.v1.CancelSubscriptionResponse\x12{\n\x1aScheduleSubscriptionChange\x12-.billing.v1.ScheduleSubscriptionChangeRequest\x1a..billing.v1.ScheduleSubscriptionChangeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'billing.v1.subscription_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIPTION_METADATAENTRY']._loaded_options = None
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=3618
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=3775
-  _globals['_BILLINGCYCLEANCHOR']._serialized_start=3778
-  _globals['_BILLINGCYCLEANCHOR']._serialized_end=3909
-  _globals['_PRORATIONUNIT']._serialized_start=3911
-  _globals['_PRORATIONUNIT']._serialized_end=4009
-  _globals['_PRORATIONBEHAVIOR']._serialized_start=4012
-  _globals['_PRORATIONBEHAVIOR']._serialized_end=4177
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=3569
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=3726
+  _globals['_BILLINGCYCLEANCHOR']._serialized_start=3729
+  _globals['_BILLINGCYCLEANCHOR']._serialized_end=3860
+  _globals['_PRORATIONUNIT']._serialized_start=3862
+  _globals['_PRORATIONUNIT']._serialized_end=3960
+  _globals['_PRORATIONBEHAVIOR']._serialized_start=3963
+  _globals['_PRORATIONBEHAVIOR']._serialized_end=4128
+  _globals['_TRIALENDBEHAVIOR']._serialized_start=4130
+  _globals['_TRIALENDBEHAVIOR']._serialized_end=4254
   _globals['_SUBSCRIPTIONITEM']._serialized_start=155
   _globals['_SUBSCRIPTIONITEM']._serialized_end=276
   _globals['_SUBSCRIPTIONDISCOUNT']._serialized_start=278
@@ -52,39 +52,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULEDCHANGE']._serialized_start=381
   _globals['_SCHEDULEDCHANGE']._serialized_end=494
   _globals['_SUBSCRIPTION']._serialized_start=497
-  _globals['_SUBSCRIPTION']._serialized_end=1641
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_start=1594
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_end=1641
-  _globals['_SUBSCRIPTIONCHANGE']._serialized_start=1643
-  _globals['_SUBSCRIPTIONCHANGE']._serialized_end=1759
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=1762
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1899
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1901
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1977
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1979
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=2017
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=2019
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=2092
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=2095
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=2226
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=2228
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=2329
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=2332
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=2552
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=2555
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=2709
-  _globals['_PREVIEWSUBSCRIPTIONCHANGEREQUEST']._serialized_start=2712
-  _globals['_PREVIEWSUBSCRIPTIONCHANGEREQUEST']._serialized_end=2919
-  _globals['_PREVIEWSUBSCRIPTIONCHANGERESPONSE']._serialized_start=2922
-  _globals['_PREVIEWSUBSCRIPTIONCHANGERESPONSE']._serialized_end=3097
-  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_start=3100
-  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_end=3292
-  _globals['_CANCELSUBSCRIPTIONRESPONSE']._serialized_start=3294
-  _globals['_CANCELSUBSCRIPTIONRESPONSE']._serialized_end=3410
-  _globals['_SCHEDULESUBSCRIPTIONCHANGEREQUEST']._serialized_start=3412
-  _globals['_SCHEDULESUBSCRIPTIONCHANGEREQUEST']._serialized_end=3529
-  _globals['_SCHEDULESUBSCRIPTIONCHANGERESPONSE']._serialized_start=3531
-  _globals['_SCHEDULESUBSCRIPTIONCHANGERESPONSE']._serialized_end=3615
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=4180
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=4941
+  _globals['_SUBSCRIPTION']._serialized_end=1592
+  _globals['_SUBSCRIPTIONCHANGE']._serialized_start=1594
+  _globals['_SUBSCRIPTIONCHANGE']._serialized_end=1710
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=1713
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1850
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1852
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1928
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1930
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1968
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1970
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=2043
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=2046
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=2177
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=2179
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=2280
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=2283
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=2503
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=2506
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=2660
+  _globals['_PREVIEWSUBSCRIPTIONCHANGEREQUEST']._serialized_start=2663
+  _globals['_PREVIEWSUBSCRIPTIONCHANGEREQUEST']._serialized_end=2870
+  _globals['_PREVIEWSUBSCRIPTIONCHANGERESPONSE']._serialized_start=2873
+  _globals['_PREVIEWSUBSCRIPTIONCHANGERESPONSE']._serialized_end=3048
+  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_start=3051
+  _globals['_CANCELSUBSCRIPTIONREQUEST']._serialized_end=3243
+  _globals['_CANCELSUBSCRIPTIONRESPONSE']._serialized_start=3245
+  _globals['_CANCELSUBSCRIPTIONRESPONSE']._serialized_end=3361
+  _globals['_SCHEDULESUBSCRIPTIONCHANGEREQUEST']._serialized_start=3363
+  _globals['_SCHEDULESUBSCRIPTIONCHANGEREQUEST']._serialized_end=3480
+  _globals['_SCHEDULESUBSCRIPTIONCHANGERESPONSE']._serialized_start=3482
+  _globals['_SCHEDULESUBSCRIPTIONCHANGERESPONSE']._serialized_end=3566
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=4257
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=5018
 # @@protoc_insertion_point(module_scope)

@@ -124,6 +124,30 @@ PRORATION_BEHAVIOR_NONE: ProrationBehavior.ValueType  # 3
 """No proration lines; the new configuration is billed from the next period."""
 Global___ProrationBehavior: _TypeAlias = ProrationBehavior  # noqa: Y015
 
+class _TrialEndBehavior:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrialEndBehaviorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrialEndBehavior.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRIAL_END_BEHAVIOR_UNSPECIFIED: _TrialEndBehavior.ValueType  # 0
+    """CREATE_INVOICE."""
+    TRIAL_END_BEHAVIOR_CREATE_INVOICE: _TrialEndBehavior.ValueType  # 1
+    """Bill from the trial's end, whatever the payment method."""
+    TRIAL_END_BEHAVIOR_CANCEL: _TrialEndBehavior.ValueType  # 2
+    """Cancel at the trial's end, never invoiced, when the customer has no payment method then."""
+
+class TrialEndBehavior(_TrialEndBehavior, metaclass=_TrialEndBehaviorEnumTypeWrapper):
+    """What happens when a trial ends (docs/billing-rules.md §2)."""
+
+TRIAL_END_BEHAVIOR_UNSPECIFIED: TrialEndBehavior.ValueType  # 0
+"""CREATE_INVOICE."""
+TRIAL_END_BEHAVIOR_CREATE_INVOICE: TrialEndBehavior.ValueType  # 1
+"""Bill from the trial's end, whatever the payment method."""
+TRIAL_END_BEHAVIOR_CANCEL: TrialEndBehavior.ValueType  # 2
+"""Cancel at the trial's end, never invoiced, when the customer has no payment method then."""
+Global___TrialEndBehavior: _TypeAlias = TrialEndBehavior  # noqa: Y015
+
 @_typing.final
 class SubscriptionItem(_message.Message):
     """One priced item of a subscription."""
@@ -225,26 +249,6 @@ Global___ScheduledChange: _TypeAlias = ScheduledChange  # noqa: Y015
 class Subscription(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    @_typing.final
-    class MetadataEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.str
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.str = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
     NAME_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
@@ -268,7 +272,7 @@ class Subscription(_message.Message):
     SCHEDULED_CHANGE_FIELD_NUMBER: _builtins.int
     PARKED_REASON_FIELD_NUMBER: _builtins.int
     PARK_TIME_FIELD_NUMBER: _builtins.int
-    METADATA_FIELD_NUMBER: _builtins.int
+    TRIAL_END_BEHAVIOR_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
@@ -295,6 +299,8 @@ class Subscription(_message.Message):
     """Output only. Set when the invoicer parked this subscription after a close that could not
     succeed: why, for support. Parked subscriptions are not invoiced until released.
     """
+    trial_end_behavior: Global___TrialEndBehavior.ValueType
+    """Immutable. Defaults to CREATE_INVOICE."""
     @_builtins.property
     def add_ons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """"addons/{id}" to add beside the plan."""
@@ -346,8 +352,6 @@ class Subscription(_message.Message):
         """Output only."""
 
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
-    @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
 
@@ -381,13 +385,13 @@ class Subscription(_message.Message):
         scheduled_change: Global___ScheduledChange | None = ...,
         parked_reason: _builtins.str = ...,
         park_time: _timestamp_pb2.Timestamp | None = ...,
-        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        trial_end_behavior: Global___TrialEndBehavior.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_anchor_time", b"billing_anchor_time", "create_time", b"create_time", "current_period_end_time", b"current_period_end_time", "current_period_start_time", b"current_period_start_time", "end_time", b"end_time", "park_time", b"park_time", "recurring", b"recurring", "scheduled_change", b"scheduled_change", "start_time", b"start_time", "trial_end_time", b"trial_end_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_ons", b"add_ons", "billing_anchor_time", b"billing_anchor_time", "billing_cycle_anchor", b"billing_cycle_anchor", "cancel_at_period_end", b"cancel_at_period_end", "create_time", b"create_time", "currency", b"currency", "current_period_end_time", b"current_period_end_time", "current_period_start_time", b"current_period_start_time", "customer", b"customer", "discounts", b"discounts", "end_time", b"end_time", "items", b"items", "metadata", b"metadata", "name", b"name", "park_time", b"park_time", "parked_reason", b"parked_reason", "plan", b"plan", "prices", b"prices", "proration_unit", b"proration_unit", "recurring", b"recurring", "scheduled_change", b"scheduled_change", "seats", b"seats", "start_time", b"start_time", "status", b"status", "trial_end_time", b"trial_end_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_ons", b"add_ons", "billing_anchor_time", b"billing_anchor_time", "billing_cycle_anchor", b"billing_cycle_anchor", "cancel_at_period_end", b"cancel_at_period_end", "create_time", b"create_time", "currency", b"currency", "current_period_end_time", b"current_period_end_time", "current_period_start_time", b"current_period_start_time", "customer", b"customer", "discounts", b"discounts", "end_time", b"end_time", "items", b"items", "name", b"name", "park_time", b"park_time", "parked_reason", b"parked_reason", "plan", b"plan", "prices", b"prices", "proration_unit", b"proration_unit", "recurring", b"recurring", "scheduled_change", b"scheduled_change", "seats", b"seats", "start_time", b"start_time", "status", b"status", "trial_end_behavior", b"trial_end_behavior", "trial_end_time", b"trial_end_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

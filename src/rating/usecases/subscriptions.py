@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.domain.catalog import Catalog
+from billing.domain.catalog import Catalog, Interval
 from billing.domain.customer import Customer
 from billing.domain.errors import FailedPrecondition
 from billing.domain.invoices import proration_invoice
+from billing.domain.periods import shift_local
 from billing.domain.subscriptions import (
     ChangeResult,
     Coverage,
@@ -51,14 +52,25 @@ async def customer_now(uow: BillingUnitOfWork, customer: Customer, real_now: dat
 
 
 async def create(
-    uow: BillingUnitOfWork, new: NewSubscription, catalog: Catalog, real_now: datetime
+    uow: BillingUnitOfWork, new: NewSubscription, trial_days: int, catalog: Catalog, real_now: datetime
 ) -> SubscriptionRow:
-    """``new`` without id, currency and time zone: they come from here and from the customer."""
+    """``new`` without id, currency and time zone: they come from here and from the customer.
+
+    ``trial_days`` counts local days in the customer's zone from the start (a day across a DST
+    change lasts 23 or 25 hours), like the billing periods do.
+    """
     customer = await uow.entities.get(Customer, new.customer_id)
     now = await customer_now(uow, customer, real_now)
+    trial_end = new.trial_end
+    if trial_days:
+        trial_end = shift_local(new.start or now, customer.time_zone, Interval.DAY, trial_days)
     sub = create_subscription(
         dataclasses.replace(
-            new, id=uow.new_id("sub"), currency=customer.currency, time_zone=customer.time_zone
+            new,
+            id=uow.new_id("sub"),
+            currency=customer.currency,
+            time_zone=customer.time_zone,
+            trial_end=trial_end,
         ),
         catalog,
         now,

@@ -100,7 +100,7 @@ def _request(msg: rating_pb2.QuoteRequest, c: Checker, currency: str) -> QuoteRe
         items=tuple(item for item in items if item is not None),
         add_on_ids=c.names(msg.add_ons, "addons", "add_ons"),
         usage=tuple(usage),
-        coupon_codes=_coupon_codes(msg.coupon_codes, c),
+        coupon_codes=coupon_codes(msg.coupon_codes, c),
     )
 
 
@@ -156,7 +156,7 @@ def _meter_reference(text: str, c: Checker) -> str:
     return c.required(text, "meter")
 
 
-def _coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
+def coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
     seen: list[str] = []
     for index, code in enumerate(codes):
         c.required(code, f"coupon_codes[{index}]")
