@@ -71,7 +71,9 @@ ALTER TABLE subscriptions SET (
 );
 
 -- A hint only (DESIGN.md §6): workers also poll. Identical notifications in one transaction are
--- delivered once, which is all a wake-up needs.
+-- delivered once, which is all a wake-up needs. Only a row that is claimable right now wakes
+-- anyone: a close that moves the next boundary into the future (nearly all of them) stays silent,
+-- so a busy invoicer is not woken by its own commits.
 CREATE FUNCTION notify_invoicer() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -79,8 +81,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE OF next_boundary_at, finalize_due_at,
-    parked_reason, next_attempt_at ON subscriptions FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
+CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE ON subscriptions
+    FOR EACH ROW
+    WHEN (NEW.parked_reason IS NULL AND NEW.lease_token IS NULL
+          AND (NEW.next_attempt_at IS NULL OR NEW.next_attempt_at <= now())
+          AND (NEW.test_clock_id IS NOT NULL OR NEW.due_at <= now()))
+    EXECUTE FUNCTION notify_invoicer();
 CREATE TRIGGER test_clocks_wakeup AFTER UPDATE OF frozen_time ON test_clocks
     FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
 
@@ -362,5 +368,3 @@ ALTER TABLE outbox_events SET (
     autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 100,
     autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 100
 );
-CREATE TRIGGER outbox_events_wakeup AFTER INSERT ON outbox_events
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
