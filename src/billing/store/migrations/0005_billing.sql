@@ -71,7 +71,9 @@ ALTER TABLE subscriptions SET (
 );
 
 -- A hint only (DESIGN.md §6): workers also poll. Identical notifications in one transaction are
--- delivered once, which is all a wake-up needs.
+-- delivered once, which is all a wake-up needs. Only a row that is claimable right now wakes
+-- anyone: a close that moves the next boundary into the future (nearly all of them) stays silent,
+-- so a busy invoicer is not woken by its own commits.
 CREATE FUNCTION notify_invoicer() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -79,14 +81,18 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE OF next_boundary_at, finalize_due_at,
-    parked_reason, next_attempt_at ON subscriptions FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
+CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE ON subscriptions
+    FOR EACH ROW
+    WHEN (NEW.parked_reason IS NULL AND NEW.lease_token IS NULL
+          AND (NEW.next_attempt_at IS NULL OR NEW.next_attempt_at <= now())
+          AND (NEW.test_clock_id IS NOT NULL OR NEW.due_at <= now()))
+    EXECUTE FUNCTION notify_invoicer();
 CREATE TRIGGER test_clocks_wakeup AFTER UPDATE OF frozen_time ON test_clocks
     FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
 
 -- Proration lines created by a change with create_prorations, waiting for the next invoice.
--- `line` is the domain's line, written by billing.store.codec; invoice_id is set by the close
--- that bills it, in the close's transaction.
+-- `line` is the domain's InvoiceLine, written by billing.store.codec; invoice_id is set by the
+-- close that bills it, in the close's transaction.
 CREATE TABLE pending_proration_lines (
     id text PRIMARY KEY,
     subscription_id text NOT NULL REFERENCES subscriptions (id),
@@ -97,6 +103,20 @@ CREATE TABLE pending_proration_lines (
 );
 CREATE INDEX pending_proration_lines_open ON pending_proration_lines (subscription_id)
     WHERE invoice_id IS NULL;
+
+-- Coverages: the fee lines and proration debits that paid for an item over a period, which a
+-- later change credits (billing-rules.md §4). `coverage` is the domain's Coverage (codec); the
+-- columns beside it are what the queries select on. Ids are the domain's, deterministic.
+CREATE TABLE subscription_coverages (
+    subscription_id text NOT NULL REFERENCES subscriptions (id),
+    id text NOT NULL,
+    period_end timestamptz NOT NULL,
+    credited_from timestamptz,
+    coverage jsonb NOT NULL,
+    PRIMARY KEY (subscription_id, id)
+);
+CREATE INDEX subscription_coverages_live ON subscription_coverages (subscription_id, period_end)
+    WHERE credited_from IS NULL;
 
 -- Invoices (DESIGN.md §6). Amounts in minor units of `currency`:
 -- total = subtotal - discount + tax; amount_due = total - credit_applied (never below 0).
@@ -156,21 +176,24 @@ CREATE TABLE invoice_lines (
     description text NOT NULL DEFAULT '',
     price_id text,
     product_id text,
-    item_id text,
+    item_key text,
     quantity numeric NOT NULL DEFAULT 0,
     unit_amount numeric,
-    -- Unrounded amount beside the rounded one (DESIGN.md §2): a person can recompute it.
-    amount_exact numeric NOT NULL,
+    -- The exact amount before the line's one rounding, beside the rounded one (DESIGN.md §2),
+    -- as "numerator/denominator": a prorated amount is rarely a finite decimal.
+    amount_unrounded text NOT NULL,
     amount bigint NOT NULL,
     discount bigint NOT NULL DEFAULT 0,
     tax bigint NOT NULL DEFAULT 0,
-    tax_rate numeric,
-    period_start timestamptz,
-    period_end timestamptz,
+    tax_rate_id text,
+    tax_percentage numeric,
+    period_start timestamptz NOT NULL,
+    period_end timestamptz NOT NULL,
     -- Exact proration factor as "numerator/denominator" (a fraction, never a float).
-    proration text,
-    -- Tier breakdown, filters, coupons applied: what the line needs to be recomputed.
-    detail jsonb NOT NULL DEFAULT '{}',
+    proration_factor text,
+    -- The whole domain line (tiers, discounts, usage window...; billing.store.codec): what a
+    -- person needs to recompute it, and what a later close re-rates a usage line from.
+    line jsonb NOT NULL,
     PRIMARY KEY (invoice_id, position)
 );
 
@@ -221,16 +244,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
     parent_status text;
 BEGIN
+    -- A missing parent is the foreign key's business, not this trigger's.
     IF TG_OP <> 'INSERT' THEN
         SELECT status INTO parent_status FROM invoices WHERE id = OLD.invoice_id;
-        IF parent_status IS DISTINCT FROM 'draft' THEN
+        IF parent_status <> 'draft' THEN
             RAISE EXCEPTION 'invoice % is finalized: its lines cannot change', OLD.invoice_id
                 USING ERRCODE = 'check_violation';
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
         SELECT status INTO parent_status FROM invoices WHERE id = NEW.invoice_id;
-        IF parent_status IS DISTINCT FROM 'draft' THEN
+        IF parent_status <> 'draft' THEN
             RAISE EXCEPTION 'invoice % is finalized: no line can be added to it', NEW.invoice_id
                 USING ERRCODE = 'check_violation';
         END IF;
@@ -344,5 +368,3 @@ ALTER TABLE outbox_events SET (
     autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 100,
     autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 100
 );
-CREATE TRIGGER outbox_events_wakeup AFTER INSERT ON outbox_events
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
