@@ -11,7 +11,6 @@ JSON), so a line reads back exactly as it was built.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,7 +28,7 @@ from billing.domain.invoice_records import (
     PaymentOutcome,
 )
 from billing.domain.lines import InvoiceLine
-from billing.store import codec
+from billing.store import codec, invoices
 from billing.store._types import Connection
 from billing.store.ids import new_id
 
@@ -178,18 +177,16 @@ class InvoiceRepository:
         )
 
     async def _credit_balance(self, invoice: IssuedInvoice, note: CreditNote) -> None:
+        balance = await invoices.locked_balance(self._connection, invoice.customer_id, invoice.currency)
         await self._connection.execute(
-            "INSERT INTO customer_balances (customer_id, currency, balance) VALUES ($1, $2, $3) "
-            "ON CONFLICT (customer_id) DO UPDATE SET balance = customer_balances.balance + EXCLUDED.balance, "
-            "updated_at = now()",
+            "UPDATE customer_balances SET balance = $2, updated_at = now() WHERE customer_id = $1",
             invoice.customer_id,
-            invoice.currency,
-            note.credit_balance_amount,
+            balance + note.credit_balance_amount,
         )
         await self._connection.execute(
             "INSERT INTO customer_balance_transactions "
             "(id, customer_id, currency, amount, invoice_id, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-            new_id("cbt"),
+            new_id("cbtxn"),
             invoice.customer_id,
             invoice.currency,
             note.credit_balance_amount,
@@ -197,14 +194,8 @@ class InvoiceRepository:
             f"credit note {note.id}",
         )
 
-    async def outbox(self, event_type: str, aggregate_id: str, payload: Mapping[str, Any]) -> None:
-        await self._connection.execute(
-            "INSERT INTO outbox_events (id, type, aggregate_id, payload) VALUES ($1, $2, $3, $4::jsonb)",
-            new_id("evt"),
-            event_type,
-            aggregate_id,
-            json.dumps(payload, separators=(",", ":"), sort_keys=True),
-        )
+    async def outbox(self, event_type: str, aggregate_id: str, payload: dict[str, Any]) -> None:
+        await invoices.emit(self._connection, event_type, aggregate_id, payload, None)
 
 
 async def _assemble(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[IssuedInvoice]:

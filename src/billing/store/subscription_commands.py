@@ -11,11 +11,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from billing.domain.catalog import Catalog
-from billing.domain.errors import FailedPrecondition
-from billing.domain.invoices import BillingCustomer, CloseInputs, InvoiceDraft
+from billing.domain.errors import Aborted, FailedPrecondition
+from billing.domain.invoices import (
+    BillingCustomer,
+    CloseInputs,
+    InvoiceDraft,
+    adjustment_cutoff,
+    usage_windows,
+)
 from billing.domain.lines import InvoiceLine
 from billing.domain.subscriptions import Coverage, Subscription, SubscriptionStatus
-from billing.store import codec
+from billing.store import codec, invoicer_store, invoices
 from billing.store import subscriptions as rows
 from billing.store._types import Connection
 from billing.store.ids import new_id
@@ -107,20 +113,57 @@ class SubscriptionRepository:
                 )
 
     async def billing_customer(self, customer_id: str) -> tuple[BillingCustomer, int]:
-        row = await self._connection.fetchrow(
-            "SELECT coalesce(c.billing_address ->> 'country', '') AS country, c.has_payment_method, "
-            "coalesce(b.balance, 0) AS balance "
-            "FROM customers c LEFT JOIN customer_balances b ON b.customer_id = c.id WHERE c.id = $1",
-            customer_id,
-        )
-        assert row is not None, "a subscription's customer always exists (foreign key)"
-        return BillingCustomer(row["country"], row["has_payment_method"]), int(row["balance"])
+        return await invoicer_store._customer(self._connection, customer_id)
 
     async def close_inputs(self, sub: Subscription, catalog: Catalog) -> CloseInputs:
-        # NOTE: waits for the invoicer's reader of a close's inputs (billing.store), so that the
-        # preview reads usage, prorations and adjustments exactly as the close does.
-        raise NotImplementedError("the invoicer's close-input reader is not merged yet")
+        """Read as ``PostgresInvoicerStore.close_inputs`` does, from the same functions.
+
+        NOTE: composed here from the invoicer store's module functions because that method is
+        bound to a claim; one public reader shared by both would remove this composition.
+        """
+        connection, k = self._connection, sub.next_boundary
+        customer, credit = await invoicer_store._customer(connection, sub.customer_id)
+        pending = await invoicer_store._pending(connection, sub.id)
+        coverages = await invoicer_store._coverages(connection, sub.id, sub.boundary(k - 1))
+        usage = await invoicer_store._usage(connection, catalog, usage_windows(sub, k, catalog))
+        billed = await invoicer_store._billed_usage(connection, catalog, sub.id, adjustment_cutoff(sub, k))
+        return CloseInputs(
+            subscription=sub,
+            catalog=catalog,
+            customer=customer,
+            boundary_index=k,
+            usage=usage,
+            pending_prorations=tuple(line for _, line in pending),
+            coverages=tuple(coverages),
+            billed_usage=tuple(billed),
+            credit_balance=credit,
+            tax_table=await invoicer_store.load_tax_table(connection),
+        )
 
     async def invoice_now(self, sub: Subscription, draft: InvoiceDraft, test_clock_id: str | None) -> str:
-        # NOTE: waits for the invoicer's billing.store.invoices.insert_draft.
-        raise NotImplementedError("the invoicer's draft writer is not merged yet")
+        """The invoice of an ``always_invoice`` change, finalized at once: it has no usage that
+        late events could change, so it needs no grace window (and the invoicer's finalization,
+        which re-rates a boundary, has none to re-rate)."""
+        connection, invoice_id = self._connection, new_id("in")
+        record = await rows.get(connection, sub.id)
+        await invoices.insert_draft(
+            connection,
+            draft,
+            invoice_id=invoice_id,
+            kind="proration",
+            boundary=None,
+            issuing_entity=record.issuing_entity,
+            finalize_at=None,
+            rating_inputs=None,
+            test_clock_id=test_clock_id,
+            traceparent=record.traceparent,
+        )
+        balance = await invoices.locked_balance(connection, draft.customer_id, draft.currency)
+        if balance < draft.credit_applied:
+            raise Aborted("the customer's credit balance changed while the invoice was rated; retry")
+        await invoices.apply_balance(connection, invoice_id, draft)
+        seq, number = await invoices.next_number(connection, record.issuing_entity)
+        status = await invoices.finalize(connection, invoice_id, draft, number_seq=seq, number=number)
+        payload = invoices.invoice_payload(invoice_id, draft, status, number)
+        await invoices.emit(connection, "invoice.finalized", invoice_id, payload, record.traceparent)
+        return invoice_id
