@@ -203,7 +203,8 @@ async def _assemble(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
         return []
     ids = [row["id"] for row in rows]
     lines = await connection.fetch(
-        "SELECT * FROM invoice_lines WHERE invoice_id = ANY($1::text[]) ORDER BY invoice_id, position",
+        "SELECT invoice_id, position, line AS doc FROM invoice_lines "
+        "WHERE invoice_id = ANY($1::text[]) ORDER BY invoice_id, position",
         ids,
     )
     payments = await connection.fetch(
