@@ -92,10 +92,13 @@ class SubscriptionRepository:
         )
 
     async def add_pending(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:
+        # One id stem and the line's position: the close reads pending lines in id order within
+        # an instant, so they must reach the invoice in the order the change made them.
+        stem = new_id("pl")
         await rows.add_pending_lines(
             self._connection,
             subscription_id,
-            [(new_id("pl"), line.at or line.period.start, line) for line in lines],
+            [(f"{stem}_{i:04d}", line.at or line.period.start, line) for i, line in enumerate(lines)],
         )
 
     async def redeem_coupons(self, coupon_ids: Sequence[str]) -> None:
