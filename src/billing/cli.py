@@ -1,6 +1,8 @@
 """The ``billing`` command: the operators' composition root (DESIGN.md §1).
 
-    billing serve [--migrate] [--seed-demo]   run the rating gRPC server until SIGTERM/Ctrl-C
+    billing serve [--migrate] [--seed-demo] [--with-invoicer]
+                                              run the rating gRPC server (and an invoicer
+                                              worker) until SIGTERM/Ctrl-C
     billing migrate                           apply pending SQL migrations
     billing seed-demo                         load the demo catalog into an empty catalog
     billing quote --plan essential-monthly --seats 5 --usage conversation.message:channel=whatsapp=1200
@@ -68,7 +70,25 @@ async def _serve(args: argparse.Namespace) -> None:
             await _seed(url)
         config = ServerConfig(host=args.host, port=args.port)
         print(_HOW_TO_CALL.format(target=f"{args.host}:{args.port}"), file=sys.stderr)
-        await serve_until_signal(url, config)
+        if args.with_invoicer:
+            await _serve_with_invoicer(url, config)
+        else:
+            await serve_until_signal(url, config)
+
+
+async def _serve_with_invoicer(url: str, config: Any) -> None:
+    """The rating server and one invoicer worker in this process, both stopped by one signal."""
+    import signal
+
+    from invoicer.main import config_from_env, run_invoicer
+    from rating.server import serving
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serving(url, config):
+        await run_invoicer(url, config_from_env(), stop)
 
 
 async def _one_shot(action: str) -> None:
@@ -96,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
     serve.add_argument("--seed-demo", action="store_true", help="load the demo catalog if empty")
+    serve.add_argument(
+        "--with-invoicer", action="store_true", help="also run an invoicer worker in this process"
+    )
     commands.add_parser("migrate", help="apply pending migrations")
     commands.add_parser("seed-demo", help="load the demo catalog into an empty catalog")
     quote = commands.add_parser("quote", help="ask the rating server for a quote")

@@ -20,16 +20,27 @@ from grpc_health.v1 import _async as health_aio  # health.aio, which the stubs l
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from billing.store.billing_unit_of_work import PostgresBillingUnitOfWork
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
-from billing.store.unit_of_work import PostgresUnitOfWork
 from billing.store.usage import PostgresUsageStore
-from billing.v1 import catalog_pb2, customer_pb2, rating_pb2, usage_pb2
+from billing.v1 import (
+    catalog_pb2,
+    customer_pb2,
+    invoice_pb2,
+    rating_pb2,
+    subscription_pb2,
+    test_clock_pb2,
+    usage_pb2,
+)
 from rating.api.registration import add_service
 from rating.api.servicers._support import Dependencies
 from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
+from rating.api.servicers.invoices import InvoiceServicer
 from rating.api.servicers.rating import RatingServicer
+from rating.api.servicers.subscriptions import SubscriptionServicer
+from rating.api.servicers.test_clocks import TestClockServicer
 from rating.api.servicers.usage import UsageServicer
 from rating.catalog_cache import CatalogCache
 from rating.usecases.usage import GroupCommitter
@@ -44,6 +55,9 @@ SERVICE_NAMES = (
     customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
     rating_pb2.DESCRIPTOR.services_by_name["RatingService"].full_name,
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
+    test_clock_pb2.DESCRIPTOR.services_by_name["TestClockService"].full_name,
+    subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
+    invoice_pb2.DESCRIPTOR.services_by_name["InvoiceService"].full_name,
 )
 
 
@@ -89,8 +103,8 @@ async def start_server(
     pool = await create_pool(database_url, min_size=config.pool_min, max_size=config.pool_max)
     cache = CatalogCache(await load_catalog(pool))
     deps = Dependencies(
-        unit_of_work=lambda: PostgresUnitOfWork(pool),
-        read_only=lambda: PostgresUnitOfWork(pool, read_only=True),
+        unit_of_work=lambda: PostgresBillingUnitOfWork(pool),
+        read_only=lambda: PostgresBillingUnitOfWork(pool, read_only=True),
         catalog=cache,
         clock=clock or (lambda: datetime.now(UTC)),
     )
@@ -107,6 +121,15 @@ async def start_server(
     usage_store = PostgresUsageStore(pool)
     usage_servicer = UsageServicer(deps, usage_store, GroupCommitter(usage_store))
     add_service(server, usage_servicer, usage_pb2.DESCRIPTOR.services_by_name["UsageService"])
+    add_service(
+        server, TestClockServicer(deps), test_clock_pb2.DESCRIPTOR.services_by_name["TestClockService"]
+    )
+    add_service(
+        server,
+        SubscriptionServicer(deps),
+        subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
+    )
+    add_service(server, InvoiceServicer(deps), invoice_pb2.DESCRIPTOR.services_by_name["InvoiceService"])
     health_servicer = health_aio.HealthServicer()
     # Liveness is the process answering at all; readiness ("" and each service) is the database.
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)

@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from billing.v1 import catalog_pb2_grpc, customer_pb2_grpc, rating_pb2_grpc, usage_pb2_grpc
+from billing.v1 import (
+    catalog_pb2_grpc,
+    customer_pb2_grpc,
+    invoice_pb2_grpc,
+    rating_pb2_grpc,
+    subscription_pb2_grpc,
+    test_clock_pb2_grpc,
+    usage_pb2_grpc,
+)
 from rating.server import RunningServer, ServerConfig, start_server
 
 
@@ -43,3 +51,18 @@ def rating_stub(channel: grpc.aio.Channel) -> rating_pb2_grpc.RatingServiceStub:
 @pytest.fixture(scope="session")
 def usage_stub(channel: grpc.aio.Channel) -> usage_pb2_grpc.UsageServiceStub:
     return usage_pb2_grpc.UsageServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def subscription_stub(channel: grpc.aio.Channel) -> subscription_pb2_grpc.SubscriptionServiceStub:
+    return subscription_pb2_grpc.SubscriptionServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def invoice_stub(channel: grpc.aio.Channel) -> invoice_pb2_grpc.InvoiceServiceStub:
+    return invoice_pb2_grpc.InvoiceServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def clock_stub(channel: grpc.aio.Channel) -> test_clock_pb2_grpc.TestClockServiceStub:
+    return test_clock_pb2_grpc.TestClockServiceStub(channel)
