@@ -8,28 +8,23 @@ month arithmetic is done by hand with ``calendar`` and ``zoneinfo``. Nothing her
 Units: amounts and unit prices are minor units of the subscription's currency (so the currency's
 exponent never enters the arithmetic); instants are aware UTC datetimes in whole seconds.
 
-Readings of the specification where it leaves a choice (each also in docs/architecture.md,
+Readings of the specification where it leaves a choice (also in docs/architecture.md,
 "Differential oracle"):
 
-- Period 0 of an anniversary cycle starts at the anchor itself (the formula's ``fold=0`` could
-  move an anchor that sits in a DST fold an hour back).
 - A change inside a calendar cycle's partial first period ``[start, B1)`` prorates its debit over
   the whole calendar period ``[B0, B1)`` that contains it, as the partial period's own fee is.
-- Changes during a trial only change the items: nothing is billed for the trial, so they create
-  no proration lines. Their "period end" is the trial's end.
 - A change in the running period of an imported subscription credits nothing (no fee line covers
   that period: it was paid elsewhere) and debits as usual.
+- A change during a trial changes only the items; a cancel at period end during a trial ends the
+  subscription at the trial's end (never invoiced); a change scheduled then applies at it.
 - Usage items are never prorated; a change ends one item record and starts another, and each
   record gives its own usage line.
-- A ``once`` coupon is used up by the first closing (or first, or final) invoice dated at or after
-  its redemption, whether or not that invoice has a line it can discount.
-- Amount discounts and tax are split by largest remainder on magnitudes: ties go to the earlier
-  line; a negative total is split as its magnitude and negated; with weights of mixed signs (a
-  credit and a debit at the same tax rate) the quotas ``total × weight / sum`` are floored and the
-  units left go to the largest fractional parts.
-- An invoice with no line is not issued (a cancellation during a trial, or with behaviour ``none``
-  and no usage item).
-- ``always_invoice`` invoices only that change's lines (earlier pending lines wait for the close).
+- The first invoice (at the billing start) counts as a closing invoice for ``once`` coupons, and so
+  does the final invoice of a cancel now (its boundary is the cancellation instant).
+- ``always_invoice`` invoices only that change's lines (earlier pending lines wait for the close);
+  for a cancel now they are an invoice of their own, before the final invoice at the same instant.
+- Coverage belongs to an item key (``seat`` keeps its key across plan changes): a change with
+  behaviour ``none`` leaves the earlier coverage of that key uncredited, for a later change to credit.
 """
 
 from __future__ import annotations
@@ -154,7 +149,8 @@ class History:
     changes: tuple[Change, ...] = ()
     events: tuple[Event, ...] = ()
     tax_codes: Mapping[str, str] = field(default_factory=dict)  # product -> tax code
-    tax_rates: Mapping[tuple[str, str], Fraction] = field(default_factory=dict)  # (country, code) -> %
+    # (country, tax code) -> (rate id, percentage); the code "" holds the country's default rate.
+    tax_rates: Mapping[tuple[str, str], tuple[str, Fraction]] = field(default_factory=dict)
     credit_balance: int = 0
 
 
@@ -208,21 +204,28 @@ def round_half_away(value: Fraction) -> int:
     return magnitude if value >= 0 else -magnitude
 
 
-def split(total: int, weights: Sequence[int]) -> list[int]:
-    """``total`` in proportion to ``weights``, whole units summing to ``total`` (largest remainder)."""
-    if total == 0 or not weights:
-        return [0] * len(weights)
-    if total < 0:
-        return [-part for part in split(-total, [-w for w in weights])]
-    whole = sum(weights)
-    assert whole != 0, "a non-zero total cannot be split over weights summing to zero"
-    quotas = [Fraction(total * w, whole) for w in weights]
-    parts = [math.floor(q) for q in quotas]
+def largest_remainder(total: int, shares: Sequence[Fraction]) -> list[int]:
+    """Each share floored, then the units ``total`` still lacks to the largest fractional parts.
+
+    Ties go to the earlier share. ``total`` is at least the sum of the floors and at most one
+    unit per share above it, so every part is the floor or the ceiling of its share.
+    """
+    parts = [math.floor(share) for share in shares]
     left = total - sum(parts)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - parts[i]), i))
+    assert 0 <= left <= len(shares), "the total is not a rounding of the shares"
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
     for i in by_remainder[:left]:
         parts[i] += 1
     return parts
+
+
+def split(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` (>= 0) in proportion to ``weights`` (>= 0), by largest remainder (an amount discount)."""
+    assert total >= 0
+    assert all(w >= 0 for w in weights)
+    if total == 0:
+        return [0] * len(weights)
+    return largest_remainder(total, [Fraction(total * w, sum(weights)) for w in weights])
 
 
 def charge(price: Price, quantity: Fraction) -> Fraction:
@@ -489,24 +492,26 @@ class _Run:
 
     # -- invoices -----------------------------------------------------------------------------
 
-    def _rate(self, product: str) -> Fraction:
+    def _rate(self, product: str) -> tuple[str, Fraction]:
         code = self.h.tax_codes.get(product, "")
         rates = self.h.tax_rates
         if (self.h.country, code) in rates:
             return rates[(self.h.country, code)]
-        return rates.get((self.h.country, ""), ZERO)
+        return rates.get((self.h.country, ""), ("", ZERO))
 
     def _issue(self, at: datetime, kind: str, lines: list[Line]) -> None:
         if not lines:
             return
         taxed = list(lines)
-        rates: dict[Fraction, list[int]] = {}
+        rates: dict[tuple[str, Fraction], list[int]] = {}
         for index, line in enumerate(lines):
             rates.setdefault(self._rate(line.product), []).append(index)
-        for rate, indexes in rates.items():
-            nets = [lines[i].net for i in indexes]
-            tax = round_half_away(sum(nets) * rate / 100)
-            for i, part in zip(indexes, split(tax, nets), strict=True):
+        for (_, percent), indexes in rates.items():
+            # Per rate: the sum of the nets taxed and rounded once, then given back to the lines
+            # by their exact shares (billing rules §6; nets of credits are negative).
+            shares = [lines[i].net * percent / 100 for i in indexes]
+            tax = round_half_away(sum(shares, ZERO))
+            for i, part in zip(indexes, largest_remainder(tax, shares), strict=True):
                 taxed[i] = replace(taxed[i], tax=part)
         subtotal = sum(line.amount for line in taxed)
         discount = sum(line.discount for line in taxed)
@@ -687,8 +692,7 @@ class _Run:
         if h.trial_end is not None and h.cancel_trial_without_payment_method and not h.has_payment_method:
             return []
         changes = sorted(h.changes, key=lambda c: c.at)
-        imported = h.created_at is not None and h.created_at > h.start
-        assert not (imported and h.trial_end is not None), "an import has no trial"
+        imported = self.created > self.billing_start
         boundary = self.billing_start
         if imported:
             # Periods that began before creation are not billed; the running one's usage is.
@@ -701,9 +705,9 @@ class _Run:
                 change = changes.pop(0)
                 if self.ends_at is None:
                     self._change(change)
-            self._apply_scheduled(self.billing_start)
             if self.ends_at is not None and self.ends_at <= self.billing_start:
                 return self.invoices
+            self._apply_scheduled(self.billing_start)
             self._first_invoice()
             boundary = self.cycle.next_boundary(self.billing_start)
         while True:

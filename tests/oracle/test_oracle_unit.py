@@ -25,6 +25,7 @@ from tests.oracle.oracle import (
     Tier,
     charge,
     invoices,
+    largest_remainder,
     round_half_away,
     split,
 )
@@ -74,12 +75,11 @@ def test_split_by_largest_remainder_ties_to_the_earlier_line() -> None:
     assert split(1000, [3000, 1500]) == [667, 333]
     # 5 over 1:1 -> 2.5 each: the tie goes to the first.
     assert split(5, [1, 1]) == [3, 2]
-    # A negative total is split as its magnitude, then negated.
-    assert split(-5, [-1, -1]) == [-3, -2]
-    # Mixed signs: 10 over 30:-10 (sum 20) -> quotas 15 and -5, exact.
-    assert split(10, [30, -10]) == [15, -5]
-    # 3 over 5:-3 (sum 2) -> quotas 7.5 and -4.5: floors 7 and -5 (sum 2), 1 left -> the .5 tie, first.
-    assert split(3, [5, -3]) == [8, -5]
+    # Exact shares of a tax over a debit and a credit: 20 % of 1017 and -1004 = 203.4 and -200.8,
+    # rounded tax round(2.6) = 3; floors 203 and -201 (sum 2), the unit left to the larger part .4.
+    assert largest_remainder(3, [F(2034, 10), F(-2008, 10)]) == [204, -201]
+    # A single credit: -2.5 -> tax round(-2.5) = -3 = its floor, nothing left over.
+    assert largest_remainder(-3, [F(-5, 2)]) == [-3]
 
 
 def test_price_models() -> None:
@@ -288,7 +288,7 @@ def test_coupons_percent_repeating_and_amount_split_with_tax() -> None:
             horizon=utc(2024, 3, 15),
             items=(Item("seat", SEAT, F(3)), Item("addon", ADDON)),
             coupons=(percent, amount),
-            tax_rates={("GB", ""): F(20)},
+            tax_rates={("GB", ""): ("GB-standard", F(20))},
         )
     )
     assert amounts(result[0]) == [("fee", 3000, 1417, 317), ("fee", 1500, 708, 158)]
@@ -308,7 +308,7 @@ def test_tax_rate_by_product_code_with_a_country_default() -> None:
             horizon=utc(2024, 3, 1),
             items=(Item("seat", SEAT, F(3)), Item("addon", ADDON)),
             tax_codes={"seat": "saas"},
-            tax_rates={("DE", "saas"): F(10), ("DE", ""): F(19)},
+            tax_rates={("DE", "saas"): ("DE-reduced", F(10)), ("DE", ""): ("DE-standard", F(19))},
         )
     )
     assert amounts(result[0]) == [("fee", 3000, 0, 300), ("fee", 1500, 0, 285)]
