@@ -2,11 +2,17 @@
 
 History ``n`` of a run is ``random_history(random.Random(n))``: any one can be rebuilt from its
 number alone, which is how a disagreement is reproduced and then shrunk by hand.
+
+Only what the subscription API can express is generated: the seat is a plan's seat price (a plan
+change keeps the ``seat`` item and may swap the plan's usage prices), add-ons have quantity 1 and
+are added or removed, every price bills at the subscription's interval, a meter has one
+aggregation, and only seat changes are scheduled for the period end.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -75,13 +81,23 @@ def _price(rng: random.Random, product: str, meter: str | None, seat: bool) -> P
     return replace(price, tiers=_tiers(rng, high))
 
 
+METERS = {"calls": "sum", "conversations": "count", "peak": "max"}
+
+
 def _usage_price(rng: random.Random, product: str) -> Price:
-    meter = rng.choice(("calls", "conversations"))
+    meter = rng.choice(tuple(METERS))
     price = _price(rng, product, meter, seat=False)
     filters: tuple[tuple[str, str], ...] = ()
     if meter == "conversations" and rng.random() < 0.5:
         filters = (("outcome", "resolved"),)
-    return replace(price, aggregation=rng.choice(("sum", "sum", "count", "max")), filters=filters)
+    return replace(price, aggregation=METERS[meter], filters=filters)
+
+
+def _other_price(rng: random.Random, old: Price, make: Callable[[], Price]) -> Price:
+    """A new price unlike ``old`` (the same price again is no change at all)."""
+    while (new := make()) == old:
+        pass
+    return new
 
 
 def _coupon(rng: random.Random, code: str, products: list[str]) -> Coupon:
@@ -100,10 +116,13 @@ def _instant(rng: random.Random, low: datetime, high: datetime) -> datetime:
 def _events(rng: random.Random, start: datetime, horizon: datetime) -> tuple[Event, ...]:
     events = []
     for _ in range(rng.randint(0, 25)):
-        meter = rng.choice(("calls", "conversations"))
+        meter = rng.choice(tuple(METERS))
         value = Fraction(rng.randint(0, 50)) if rng.random() < 0.8 else Fraction(rng.randint(0, 50_000), 1000)
         properties = (("outcome", rng.choice(("resolved", "open"))),) if meter == "conversations" else ()
-        events.append(Event(meter, _instant(rng, start, horizon), value, properties))
+        at = _instant(rng, start, horizon)
+        # Some arrive late, after the close of their period and up to 50 days after they happened.
+        received = at + timedelta(seconds=rng.randint(0, 50 * 86_400)) if rng.random() < 0.15 else None
+        events.append(Event(meter, at, value, properties, received))
     return tuple(events)
 
 
@@ -122,9 +141,9 @@ def random_history(rng: random.Random) -> History:
     created_at = None
     if rng.random() < 0.2:
         trial_end = start + timedelta(seconds=rng.randint(3600, 30 * 86_400))
-    elif rng.random() < 0.1:
-        created_at = start + timedelta(seconds=rng.randint(3600, 40 * 86_400))
     billing_start = trial_end or start
+    if rng.random() < 0.1:  # an import: billing began before the subscription was created
+        created_at = billing_start + timedelta(seconds=rng.randint(3600, 40 * 86_400))
     cycle = Cycle(
         History(zone, country, currency, interval, count, start, start, (), calendar=calendar),
         billing_start,
@@ -138,19 +157,24 @@ def random_history(rng: random.Random) -> History:
     items = [Item("seat", _price(rng, "seat", None, seat=True), Fraction(rng.randint(1, 20)))]
     for key in ("addon_a", "addon_b"):
         if rng.random() < 0.4:
-            items.append(Item(key, _price(rng, key, None, seat=True), Fraction(rng.randint(1, 3))))
+            items.append(Item(key, _price(rng, key, None, seat=True)))
     for key in ("usage_a", "usage_b"):
         if rng.random() < 0.5:
             items.append(Item(key, _usage_price(rng, key), Fraction(0)))
     coupons = tuple(_coupon(rng, f"C{n}", products) for n in range(rng.choice((0, 0, 1, 1, 2))))
 
-    live = {item.key for item in items}
+    live = {item.key: item.price for item in items}
     changes: list[Change] = []
     times = sorted(_instant(rng, start, horizon) for _ in range(rng.randint(0, 6)))
+    scheduled_until = FIRST
     for n, at in enumerate(times):
         if at in boundaries or (created_at is not None and at <= created_at):
             continue
-        change = _change(rng, at, live, products, n)
+        change = _change(rng, at, live, products, n, seat_free=at >= scheduled_until)
+        if change is None:
+            continue
+        if change.behaviour == "period_end":  # no other seat change until it applies
+            scheduled_until = min([b for b in boundaries if b > at], default=horizon)
         changes.append(change)
         if change.kind.startswith("cancel"):
             break
@@ -178,7 +202,9 @@ def random_history(rng: random.Random) -> History:
     )
 
 
-def _change(rng: random.Random, at: datetime, live: set[str], products: list[str], n: int) -> Change:
+def _change(
+    rng: random.Random, at: datetime, live: dict[str, Price], products: list[str], n: int, seat_free: bool
+) -> Change | None:
     behaviour = rng.choices(
         ("create_prorations", "always_invoice", "none", "period_end"), weights=(5, 2, 1, 1)
     )[0]
@@ -189,35 +215,37 @@ def _change(rng: random.Random, at: datetime, live: set[str], products: list[str
         return Change(at, "cancel_at_period_end")
     if roll < 0.20:
         return Change(at, "coupon", coupon=_coupon(rng, f"R{n}", products))
+    if roll < 0.70 and not seat_free:
+        return None
     if roll < 0.55:
         ops: tuple[Op, ...] = (Op("set_quantity", "seat", Fraction(rng.randint(1, 25))),)
-    elif roll < 0.70:
-        ops = (Op("set_price", "seat", price=_price(rng, "seat", None, seat=True)),)
-        if rng.random() < 0.4:  # a plan change swaps its usage price too
-            key = rng.choice(("usage_a", "usage_b"))
-            ops += (_toggle(rng, key, live, _usage_price(rng, key)),)
-        return Change(
-            at, "update", ops, behaviour=behaviour if behaviour != "period_end" or len(ops) == 1 else "none"
-        )
+    elif roll < 0.70:  # a plan change: a new seat price, and perhaps other usage prices
+        price = _other_price(rng, live["seat"], lambda: _price(rng, "seat", None, seat=True))
+        live["seat"] = price
+        ops = (Op("set_price", "seat", price=price),)
+        if rng.random() < 0.4:
+            ops += (_toggle(rng, rng.choice(("usage_a", "usage_b")), live),)
     else:
-        key = rng.choice(("addon_a", "addon_b", "usage_a", "usage_b"))
-        price = _usage_price(rng, key) if key.startswith("usage") else _price(rng, key, None, seat=True)
-        ops = (_toggle(rng, key, live, price),)
-        if behaviour == "period_end":  # only the seat, always there, is scheduled
+        ops = (_toggle(rng, rng.choice(("addon_a", "addon_b", "usage_a", "usage_b")), live),)
+        if behaviour == "period_end":  # only seat changes are scheduled
             behaviour = "create_prorations"
+    if behaviour == "period_end" and len(ops) > 1:
+        behaviour = "none"
     return Change(at, "update", ops, behaviour=behaviour)
 
 
-def _toggle(rng: random.Random, key: str, live: set[str], price: Price) -> Op:
-    """Add ``key`` when absent; otherwise remove it, change its price or (licensed) its quantity."""
+def _toggle(rng: random.Random, key: str, live: dict[str, Price]) -> Op:
+    """Add ``key`` when absent; otherwise remove it, or (a usage price) change its price."""
+    usage = key.startswith("usage")
+
+    def make() -> Price:
+        return _usage_price(rng, key) if usage else _price(rng, key, None, seat=True)
+
     if key not in live:
-        live.add(key)
-        quantity = Fraction(0) if price.usage else Fraction(rng.randint(1, 3))
-        return Op("add", key, quantity, price)
-    roll = rng.random()
-    if roll < 0.4:
-        live.discard(key)
+        live[key] = make()
+        return Op("add", key, Fraction(0) if usage else Fraction(1), live[key])
+    if not usage or rng.random() < 0.4:
+        del live[key]
         return Op("remove", key)
-    if roll < 0.7 or price.usage:
-        return Op("set_price", key, price=price)
-    return Op("set_quantity", key, Fraction(rng.randint(1, 5)))
+    live[key] = _other_price(rng, live[key], make)
+    return Op("set_price", key, price=live[key])

@@ -125,6 +125,11 @@ class Event:
     at: datetime
     value: Fraction = Fraction(1)
     properties: tuple[tuple[str, str], ...] = ()
+    received_at: datetime | None = None  # None: when it happened; later: a late event
+
+    @property
+    def arrived(self) -> datetime:
+        return self.at if self.received_at is None else self.received_at
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,10 @@ class History:
     # (country, tax code) -> (rate id, percentage); the code "" holds the country's default rate.
     tax_rates: Mapping[tuple[str, str], tuple[str, Fraction]] = field(default_factory=dict)
     credit_balance: int = 0
+    grace: timedelta = timedelta(hours=1)  # a close is finalized (rates its usage) this long after
 
+
+LATE_EVENT_HORIZON = timedelta(days=35)
 
 # ---------------------------------------------------------------------------------------------
 # Output: the invoices.
@@ -160,7 +168,8 @@ class History:
 
 @dataclass(frozen=True)
 class Line:
-    """``kind``: usage (arrears, window), fee (advance, period), credit or debit (proration)."""
+    """``kind``: usage (arrears, window), fee (advance, period), credit or debit (proration),
+    adjustment (a usage window rated again with late events: the difference)."""
 
     kind: str
     item: str
@@ -396,6 +405,17 @@ class _Coverage:
 
 
 @dataclass
+class _Billed:
+    """A usage line of an issued invoice and what has been billed for its window so far."""
+
+    key: str
+    price: Price
+    start: datetime
+    end: datetime
+    billed: int
+
+
+@dataclass
 class _Redemption:
     coupon: Coupon
     at: datetime
@@ -414,6 +434,7 @@ class _Run:
         self.redemptions = [_Redemption(c, self.created) for c in history.coupons]
         self.coverages: list[_Coverage] = []
         self.pending: list[Line] = []
+        self.billed_usage: list[_Billed] = []
         self.invoices: list[Invoice] = []
         self.balance = history.credit_balance
         self.period_start = self.billing_start  # start of the billing period now running
@@ -563,7 +584,7 @@ class _Run:
             )
         return lines
 
-    def _usage(self, start: datetime, end: datetime) -> list[Line]:
+    def _usage(self, start: datetime, end: datetime, seen_by: datetime) -> list[Line]:
         """Usage in arrears of ``[start, end)``: one line per usage record and validity window."""
         lines = []
         for record in self.records:
@@ -573,18 +594,22 @@ class _Run:
             high = end if record.valid_to is None else min(end, record.valid_to)
             if low >= high:
                 continue
-            quantity = self._aggregate(record.price, low, high)
+            quantity = self._aggregate(record.price, low, high, seen_by)
             exact = charge(record.price, quantity)
             amount = round_half_away(exact)
             lines.append(Line("usage", record.key, record.price.product, low, high, quantity, exact, amount))
         return lines
 
-    def _aggregate(self, price: Price, start: datetime, end: datetime) -> Fraction:
+    def _aggregate(self, price: Price, start: datetime, end: datetime, seen_by: datetime) -> Fraction:
+        """The meter's aggregate of the matching events in ``[start, end)`` received by ``seen_by``."""
         wanted = set(price.filters)
         values = [
             e.value
             for e in self.h.events
-            if e.meter == price.meter and start <= e.at < end and wanted <= set(e.properties)
+            if e.meter == price.meter
+            and start <= e.at < end
+            and e.arrived <= seen_by
+            and wanted <= set(e.properties)
         ]
         if price.aggregation == "sum":
             return sum(values, ZERO)
@@ -594,8 +619,13 @@ class _Run:
         return max(values, default=ZERO)
 
     def _close(self, at: datetime, usage_from: datetime, final: bool, kind: str) -> None:
-        """The invoice of a boundary (or of a cancellation now): usage, fees, pending lines."""
-        discounted = self._usage(usage_from, at)
+        """The invoice of a boundary (or of a cancellation now): usage, fees, pending, adjustments.
+
+        It is finalized ``grace`` after ``at`` and rates the events received by then.
+        """
+        seen_by = at + self.h.grace
+        adjustments = self._adjustments(usage_from, seen_by)
+        discounted = self._usage(usage_from, at, seen_by)
         if not final:
             end = self.cycle.next_boundary(at)
             fees = self._fees(at, end)
@@ -604,8 +634,46 @@ class _Run:
         for line in discounted:
             if line.kind == "fee":
                 self.coverages.append(_Coverage(line.item, line.start, line.end, line.net))
+            if line.kind == "usage":
+                price = next(
+                    r.price
+                    for r in self.records
+                    if r.key == line.item
+                    and r.valid_from <= line.start
+                    and (r.valid_to or line.end) >= line.end
+                )
+                self.billed_usage.append(_Billed(line.item, price, line.start, line.end, line.amount))
         pending, self.pending = self.pending, []
-        self._issue(at, kind, discounted + pending)
+        self._issue(at, kind, discounted + pending + adjustments)
+
+    def _adjustments(self, previous: datetime, seen_by: datetime) -> list[Line]:
+        """Earlier usage lines rated again with the events received since (billing rules §3.4).
+
+        A line is rated again when its window ended after ``previous − 35 days`` (``previous``:
+        the boundary before this one); an adjustment is the difference from what was billed.
+        """
+        lines = []
+        for billed in self.billed_usage:
+            if billed.end <= previous - LATE_EVENT_HORIZON:
+                continue
+            quantity = self._aggregate(billed.price, billed.start, billed.end, seen_by)
+            amount = round_half_away(charge(billed.price, quantity))
+            if amount != billed.billed:
+                difference = amount - billed.billed
+                lines.append(
+                    Line(
+                        "adjustment",
+                        billed.key,
+                        billed.price.product,
+                        billed.start,
+                        billed.end,
+                        quantity,
+                        Fraction(difference),
+                        difference,
+                    )
+                )
+                billed.billed = amount
+        return lines
 
     def _prorate(self, at: datetime, changed: Iterable[tuple[_Record | None, _Record | None]]) -> list[Line]:
         """Credits of the old configuration and debits of the new one (billing rules §4)."""

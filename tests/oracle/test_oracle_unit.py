@@ -469,3 +469,30 @@ def test_periods_tile_time(zone: str) -> None:
     assert all(a.end == b.start for a, b in itertools.pairwise(fees))
     local = [line.start.astimezone(ZoneInfo(zone)).time() for line in fees]
     assert len(set(local)) == 1  # the anchor's wall-clock time every day, across DST
+
+
+def test_late_usage_is_adjusted_on_the_next_close_until_the_horizon() -> None:
+    # March's window [Mar 1, Apr 1). Calls at 2 each: 5 on time; 1 received at 00:59 on April 1,
+    # within the hour before the April 1 close is finalized; 3 received Apr 5; 4 received June 10.
+    # April 1 bills 6 * 2 = 12. May 1 rates March again (ended after Apr 1 - 35 days): 9 * 2 = 18,
+    # adjustment +6. June 1 rates it again (ended after May 1 - 35 days = Mar 27): still 18 by
+    # June 1 01:00, no line. July 1 does not (Apr 1 is before Jun 1 - 35 days = Apr 27): the
+    # June 10 event is never billed.
+    events = (
+        Event("calls", utc(2024, 3, 10), F(5)),
+        Event("calls", utc(2024, 3, 20), F(3), received_at=utc(2024, 4, 5)),
+        Event("calls", utc(2024, 3, 21), F(4), received_at=utc(2024, 6, 10)),
+        Event("calls", utc(2024, 3, 31, 23), F(1), received_at=utc(2024, 4, 1, 0, 59)),
+    )
+    items = (Item("seat", SEAT, F(3)), Item("calls", CALLS, F(0)))
+    result = invoices(history(items=items, events=events, horizon=utc(2024, 7, 1)))
+    usage = [
+        [(line.kind, line.start.month, line.amount) for line in i.lines if line.kind != "fee"] for i in result
+    ]
+    assert usage == [
+        [],
+        [("usage", 3, 12)],
+        [("usage", 4, 0), ("adjustment", 3, 6)],
+        [("usage", 5, 0)],
+        [("usage", 6, 0)],
+    ]

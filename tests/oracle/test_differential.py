@@ -1,0 +1,381 @@
+"""The production history driver against the independent oracle, on seeded random histories.
+
+``billing.domain.simulation.simulate`` (the production code path, in memory) and
+``tests.oracle.oracle.invoices`` (the billing rules written again with Fraction) must issue the
+same invoices: same instants, same lines, same amounts, discounts and taxes, same totals, to the
+minor unit. History ``n`` is ``random_history(random.Random(n))``.
+
+``ORACLE_HISTORIES`` sets how many histories run (default below); ``ORACLE_FIRST`` the first
+number. ``python -m tests.oracle.test_differential 0 10000`` prints every disagreement instead
+of stopping at the first.
+
+Only ``translate`` knows both input formats: it reads the driver's input dataclasses and the
+catalog entities, never the implementation.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+import pytest
+
+from billing.domain import catalog as cat
+from billing.domain import pricing
+from billing.domain.invoices import BillingCustomer, InvoiceDraft, InvoiceLineKind
+from billing.domain.periods import AnchorMode
+from billing.domain.proration import ProrationPolicy
+from billing.domain.simulation import Action, CancelAt, ChangeAt, ScheduleAt, UsageEvent, simulate
+from billing.domain.simulation import History as DriverHistory
+from billing.domain.subscriptions import (
+    NewSubscription,
+    ProrationBehavior,
+    SubscriptionChange,
+    TrialEndBehavior,
+)
+from billing.domain.tax import TaxRate, TaxTable
+from tests.oracle import oracle
+from tests.oracle.histories import METERS, random_history
+
+DEFAULT_HISTORIES = 10_000
+
+# -- translation: the oracle's plain history -> the driver's input ---------------------------
+
+
+def dec(value: Fraction) -> Decimal:
+    """An exact Decimal of a Fraction whose denominator divides a power of ten."""
+    with localcontext() as exact:
+        exact.prec = 60
+        result = Decimal(value.numerator) / Decimal(value.denominator)
+    assert Fraction(result) == value, value
+    return result
+
+
+def _model(price: oracle.Price) -> pricing.PriceModel:
+    if price.model == "flat":
+        return pricing.Flat(dec(price.amount))
+    if price.model == "per_unit":
+        return pricing.PerUnit(dec(price.amount))
+    if price.model == "package":
+        rounding = pricing.PackageRounding.UP if price.package_round_up else pricing.PackageRounding.DOWN
+        return pricing.Package(dec(price.amount), dec(price.package_size), rounding, dec(price.free_units))
+    tiers = tuple(
+        pricing.Tier(None if t.up_to is None else dec(t.up_to), dec(t.unit), dec(t.flat)) for t in price.tiers
+    )
+    return pricing.Graduated(tiers) if price.model == "graduated" else pricing.Volume(tiers)
+
+
+class _Catalog:
+    """Builds catalog entities as the history needs them: one per distinct price, plan, add-on."""
+
+    def __init__(self, history: oracle.History) -> None:
+        self.h = history
+        self.recurring = cat.Recurring(cat.Interval(history.interval), history.interval_count)
+        self.prices: dict[oracle.Price, cat.Price] = {}
+        self.plans: dict[tuple[str, tuple[str, ...]], cat.Plan] = {}
+        self.addons: dict[tuple[str, str], cat.AddOn] = {}
+        self.coupons: dict[str, cat.Coupon] = {}
+
+    def price(self, price: oracle.Price) -> str:
+        if price not in self.prices:
+            usage = None if price.meter is None else cat.UsageBinding(price.meter, price.filters)
+            self.prices[price] = cat.Price(
+                f"price_{len(self.prices)}",
+                price.product,
+                self.h.currency,
+                _model(price),
+                self.recurring,
+                usage,
+            )
+        return self.prices[price].id
+
+    def plan(self, seat: oracle.Price, usage: Iterable[oracle.Price]) -> str:
+        key = (self.price(seat), tuple(self.price(p) for p in usage))
+        if key not in self.plans:
+            self.plans[key] = cat.Plan(
+                f"plan_{len(self.plans)}", "plan", key[0], key[1], currency=self.h.currency
+            )
+        return self.plans[key].id
+
+    def addon(self, key: str, price: oracle.Price) -> str:
+        ids = (key, self.price(price))
+        if ids not in self.addons:
+            self.addons[ids] = cat.AddOn(f"addon_{len(self.addons)}", key, ids[1])
+        return self.addons[ids].id
+
+    def coupon(self, coupon: oracle.Coupon) -> str:
+        duration = cat.CouponDuration(coupon.duration)
+        self.coupons[coupon.code] = cat.Coupon(
+            id=f"coupon_{coupon.code}",
+            code=coupon.code,
+            name=coupon.code,
+            duration=duration,
+            percent_off=None if coupon.percent_off is None else dec(coupon.percent_off),
+            amount_off=coupon.amount_off,
+            currency=self.h.currency if coupon.amount_off is not None else None,
+            duration_in_months=coupon.months if duration is cat.CouponDuration.REPEATING else None,
+            applies_to_products=tuple(sorted(coupon.products)),
+        )
+        return coupon.code
+
+    def build(self) -> cat.Catalog:
+        products = {p: cat.Product(p, p, tax_code=self.h.tax_codes.get(p, "")) for p in self.h.tax_codes}
+        for price in self.prices.values():
+            products.setdefault(price.product_id, cat.Product(price.product_id, price.product_id))
+        meters = {
+            m: cat.Meter(
+                m,
+                m,
+                m,
+                cat.Aggregation(aggregation),
+                "" if aggregation == "count" else "value",
+                ("outcome",) if m == "conversations" else (),
+            )
+            for m, aggregation in METERS.items()
+        }
+        return cat.Catalog(
+            version=1,
+            products=products,
+            meters=meters,
+            prices={p.id: p for p in self.prices.values()},
+            plans={p.id: p for p in self.plans.values()},
+            addons={a.id: a for a in self.addons.values()},
+            coupons={c.id: c for c in self.coupons.values()},
+        )
+
+
+@dataclass
+class _State:
+    """The subscription as the translation tracks it: the plan's parts, seats, add-ons."""
+
+    seat: oracle.Price
+    seats: Fraction
+    usage: dict[str, oracle.Price]
+    addons: dict[str, str]  # item key -> add-on id
+
+
+def _update(
+    state: _State, ops: Iterable[oracle.Op], catalog: _Catalog, behavior: ProrationBehavior
+) -> SubscriptionChange:
+    plan_changed, seats, added, removed = False, None, [], []
+    for op in ops:
+        if op.item == "seat":
+            if op.kind == "set_quantity":
+                state.seats = seats = op.quantity
+            else:
+                assert op.price is not None
+                state.seat, plan_changed = op.price, True
+        elif op.item.startswith("usage"):
+            plan_changed = True
+            if op.kind == "remove":
+                del state.usage[op.item]
+            else:
+                assert op.price is not None
+                state.usage[op.item] = op.price
+        elif op.kind == "add":
+            assert op.price is not None
+            state.addons[op.item] = catalog.addon(op.item, op.price)
+            added.append(state.addons[op.item])
+        else:
+            assert op.kind == "remove"
+            removed.append(state.addons.pop(op.item))
+    plan = catalog.plan(state.seat, _usage_in_order(state.usage)) if plan_changed else None
+    return SubscriptionChange(
+        plan_id=plan,
+        seats=None if seats is None else dec(seats),
+        add_ons_added=tuple(added),
+        add_ons_removed=tuple(removed),
+        proration_behavior=behavior,
+    )
+
+
+def _usage_in_order(usage: dict[str, oracle.Price]) -> list[oracle.Price]:
+    return [usage[key] for key in sorted(usage)]
+
+
+def translate(history: oracle.History) -> DriverHistory:
+    catalog = _Catalog(history)
+    items = {item.key: item for item in history.items}
+    state = _State(
+        seat=items["seat"].price,
+        seats=items["seat"].quantity,
+        usage={k: i.price for k, i in items.items() if i.price.usage},
+        addons={k: catalog.addon(k, i.price) for k, i in items.items() if k.startswith("addon")},
+    )
+    new = NewSubscription(
+        id="sub_1",
+        customer_id="cus_1",
+        currency=history.currency,
+        time_zone=history.zone,
+        plan_id=catalog.plan(state.seat, _usage_in_order(state.usage)),
+        seats=dec(state.seats),
+        add_on_ids=tuple(state.addons.values()),
+        coupon_codes=tuple(catalog.coupon(c) for c in history.coupons),
+        start=history.start,
+        trial_end=history.trial_end,
+        trial_end_behavior=TrialEndBehavior.CANCEL
+        if history.cancel_trial_without_payment_method
+        else TrialEndBehavior.CREATE_INVOICE,
+        anchor_mode=AnchorMode.CALENDAR if history.calendar else AnchorMode.ANNIVERSARY,
+        proration_policy=ProrationPolicy.PER_DAY if history.per_day else ProrationPolicy.PER_SECOND,
+    )
+    actions: list[Action] = []
+    for change in sorted(history.changes, key=lambda c: c.at):
+        if change.kind == "coupon":
+            assert change.coupon is not None
+            actions.append(
+                ChangeAt(change.at, SubscriptionChange(coupon_codes=(catalog.coupon(change.coupon),)))
+            )
+        elif change.kind == "cancel_now":
+            actions.append(
+                CancelAt(change.at, at_period_end=False, behavior=ProrationBehavior(change.behaviour))
+            )
+        elif change.kind == "cancel_at_period_end":
+            actions.append(CancelAt(change.at, at_period_end=True))
+        elif change.behaviour == "period_end":
+            actions.append(ScheduleAt(change.at, _update(state, change.ops, catalog, ProrationBehavior.NONE)))
+        else:
+            behavior = ProrationBehavior(change.behaviour)
+            actions.append(ChangeAt(change.at, _update(state, change.ops, catalog, behavior)))
+    rates: dict[tuple[str, str], TaxRate] = {}
+    defaults: dict[str, TaxRate] = {}
+    for (country, code), (rate_id, percent) in history.tax_rates.items():
+        rate = TaxRate(rate_id, dec(percent))
+        if code:
+            rates[(country, code)] = rate
+        else:
+            defaults[country] = rate
+    usage = tuple(
+        UsageEvent(e.meter, e.at, dec(e.value), e.properties, e.received_at)
+        for e in sorted(history.events, key=lambda e: e.at)
+    )
+    return DriverHistory(
+        catalog=catalog.build(),
+        subscription=new,
+        created_at=history.created_at or history.start,
+        customer=BillingCustomer(history.country, history.has_payment_method),
+        until=history.horizon,
+        actions=tuple(actions),
+        usage=usage,
+        tax_table=TaxTable(rates, defaults),
+        credit_balance=history.credit_balance,
+    )
+
+
+# -- comparison ------------------------------------------------------------------------------
+
+_KINDS = {
+    InvoiceLineKind.USAGE: "usage",
+    InvoiceLineKind.FEE: "fee",
+    InvoiceLineKind.PRORATION_CREDIT: "credit",
+    InvoiceLineKind.PRORATION_DEBIT: "debit",
+    InvoiceLineKind.USAGE_ADJUSTMENT: "adjustment",
+}
+LineKey = tuple[str, str, datetime, datetime, Fraction, int, int, int]
+InvoiceKey = tuple[datetime, tuple[LineKey, ...], tuple[int, int, int, int, int, int, int]]
+
+
+def _oracle_invoice(invoice: oracle.Invoice) -> InvoiceKey:
+    lines = tuple(
+        (line.kind, line.product, line.start, line.end, line.quantity, line.amount, line.discount, line.tax)
+        for line in invoice.lines
+    )
+    totals = (
+        invoice.subtotal,
+        invoice.discount,
+        invoice.tax,
+        invoice.total,
+        invoice.credit_applied,
+        invoice.amount_due,
+        invoice.balance_after,
+    )
+    return invoice.at, lines, totals
+
+
+def _driver_invoice(draft: InvoiceDraft) -> InvoiceKey:
+    lines = tuple(
+        (
+            _KINDS[line.kind],
+            line.product_id,
+            line.period.start,
+            line.period.end,
+            Fraction(line.quantity),
+            line.amount,
+            line.discount,
+            line.tax,
+        )
+        for line in draft.lines
+    )
+    totals = (
+        draft.subtotal,
+        draft.discount,
+        draft.tax,
+        draft.total,
+        draft.credit_applied,
+        draft.amount_due,
+        draft.credit_balance_after,
+    )
+    return draft.issued_at, lines, totals
+
+
+def _sorted(invoice: InvoiceKey) -> InvoiceKey:
+    """Lines compared as a multiset: the rules order the groups, not the lines inside one."""
+    at, lines, totals = invoice
+    return at, tuple(sorted(lines, key=repr)), totals
+
+
+def disagreement(n: int) -> str | None:
+    """None when history ``n`` gives the same invoices both ways, else both sides, printed."""
+    history = random_history(random.Random(n))
+    expected = [_sorted(_oracle_invoice(i)) for i in oracle.invoices(history)]
+    actual = [_sorted(_driver_invoice(d)) for d in simulate(translate(history)).invoices]
+    if expected == actual:
+        return None
+    return f"history {n}:\n{history}\noracle:\n{_show(expected)}\ndriver:\n{_show(actual)}"
+
+
+def _show(invoices: list[InvoiceKey]) -> str:
+    out = []
+    for at, lines, totals in invoices:
+        out.append(f"  {at.isoformat()} totals={totals}")
+        out.extend(f"    {line[0]} {line[1]} [{line[2]}, {line[3]}) q={line[4]} {line[5:]}" for line in lines)
+    return "\n".join(out)
+
+
+def _count() -> tuple[int, int]:
+    return int(os.environ.get("ORACLE_FIRST", "0")), int(
+        os.environ.get("ORACLE_HISTORIES", DEFAULT_HISTORIES)
+    )
+
+
+def test_driver_agrees_with_the_oracle_to_the_minor_unit() -> None:
+    first, count = _count()
+    for n in range(first, first + count):
+        found = disagreement(n)
+        if found is not None:
+            pytest.fail(found, pytrace=False)
+
+
+def main(argv: list[str]) -> int:
+    first, count = int(argv[1]), int(argv[2])
+    failures = 0
+    for n in range(first, first + count):
+        try:
+            found = disagreement(n)
+        except Exception as error:  # a crash is a finding too
+            found = f"history {n}: {type(error).__name__}: {error}"
+        if found is not None:
+            failures += 1
+            print(found, end="\n\n")
+    print(f"{failures} of {count} disagree")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
