@@ -393,6 +393,13 @@ class _Record:
         return self.valid_from <= instant and (self.valid_to is None or instant < self.valid_to)
 
 
+def _item_order(record: _Record | None) -> tuple[int, str]:
+    """Lines of a group are ordered seat, add-ons, usage prices, then by key (billing rules §3)."""
+    assert record is not None
+    rank = 2 if record.price.usage else 0 if record.key == "seat" else 1
+    return rank, record.key
+
+
 @dataclass
 class _Coverage:
     """A fee line or proration debit that billed ``[start, end)`` of item ``key`` for ``net``."""
@@ -449,7 +456,7 @@ class _Run:
         return found[0] if found else None
 
     def _licensed_at(self, instant: datetime) -> list[_Record]:
-        return [r for r in self.records if not r.price.usage and r.valid_at(instant)]
+        return sorted((r for r in self.records if not r.price.usage and r.valid_at(instant)), key=_item_order)
 
     def _apply_op(self, op: Op, at: datetime) -> tuple[_Record | None, _Record | None]:
         """End the old record and start the new one; returns (old, new)."""
@@ -587,7 +594,7 @@ class _Run:
     def _usage(self, start: datetime, end: datetime, seen_by: datetime) -> list[Line]:
         """Usage in arrears of ``[start, end)``: one line per usage record and validity window."""
         lines = []
-        for record in self.records:
+        for record in sorted(self.records, key=lambda r: (_item_order(r), r.valid_from)):
             if not record.price.usage:
                 continue
             low = max(start, record.valid_from)
@@ -681,8 +688,7 @@ class _Run:
         whole_start, _ = self.cycle.whole_period(self.period_start, period_end)
         credits: list[Line] = []
         debits: list[Line] = []
-        order: list[tuple[str, int]] = []
-        for old, new in changed:
+        for old, new in sorted(changed, key=lambda pair: _item_order(pair[0] or pair[1])):
             if old is not None and not old.price.usage:
                 for cover in self.coverages:
                     if cover.key == old.key and not cover.credited and cover.start <= at < cover.end:
@@ -700,7 +706,6 @@ class _Run:
                                 -round_half_away(exact),
                             )
                         )
-                        order.append(("credit", len(credits) - 1))
             if new is not None and not new.price.usage:
                 exact = charge(new.price, new.quantity) * self._factor(at, whole_start, period_end)
                 debits.append(
@@ -715,11 +720,10 @@ class _Run:
                         round_half_away(exact),
                     )
                 )
-                order.append(("debit", len(debits) - 1))
         debits = self._discount(debits, at, debit=True)
         for line in debits:
             self.coverages.append(_Coverage(line.item, line.start, line.end, line.net))
-        return [credits[i] if kind == "credit" else debits[i] for kind, i in order]
+        return credits + debits
 
     def _prorated(self, at: datetime, behaviour: str, lines: list[Line]) -> None:
         if behaviour == "create_prorations":

@@ -455,7 +455,8 @@ def test_filters_and_aggregations() -> None:
     april = invoices(
         history(items=(Item("seat", SEAT, F(3)), Item("res", resolved), Item("peak", peak)), events=events)
     )[1]
-    assert amounts(april)[:2] == [("usage", 100, 0, 0), ("usage", 90, 0, 0)]  # max 9 * 10
+    # Usage lines by item key: "peak" (max 9 * 10 = 90), then "res".
+    assert amounts(april)[:2] == [("usage", 90, 0, 0), ("usage", 100, 0, 0)]
 
 
 @pytest.mark.parametrize(
@@ -495,4 +496,22 @@ def test_late_usage_is_adjusted_on_the_next_close_until_the_horizon() -> None:
         [("usage", 4, 0), ("adjustment", 3, 6)],
         [("usage", 5, 0)],
         [("usage", 6, 0)],
+    ]
+
+
+def test_a_change_credits_first_then_debits_in_item_order() -> None:
+    # On March 11 (21/31 left) a plan change to 2000 per seat and an add-on removed, in one change:
+    # credits seat -round(3000 * 21/31) = -2032 and add-on -round(1500 * 21/31) = -1016, then the
+    # seat's debit round(6000 * 21/31) = 4065.
+    change = Change(
+        utc(2024, 3, 11),
+        "update",
+        (Op("remove", "addon"), Op("set_price", "seat", price=Price("seat", "per_unit", amount=F(2000)))),
+    )
+    april = invoices(history(items=(Item("seat", SEAT, F(3)), Item("addon", ADDON)), changes=(change,)))[1]
+    assert [(line.kind, line.item, line.amount) for line in april.lines] == [
+        ("fee", "seat", 6000),
+        ("credit", "seat", -2032),
+        ("credit", "addon", -1016),
+        ("debit", "seat", 4065),
     ]
