@@ -163,13 +163,18 @@ def random_history(rng: random.Random) -> History:
             items.append(Item(key, _usage_price(rng, key), Fraction(0)))
     coupons = tuple(_coupon(rng, f"C{n}", products) for n in range(rng.choice((0, 0, 1, 1, 2))))
 
+    cancel_trial = trial_end is not None and rng.random() < 0.3
+    has_payment_method = rng.random() < 0.7
     live = {item.key: item.price for item in items}
     changes: list[Change] = []
     times = sorted(_instant(rng, start, horizon) for _ in range(rng.randint(0, 6)))
     scheduled_until = FIRST
+    trial_cancels = trial_end is not None and cancel_trial and not has_payment_method
     for n, at in enumerate(times):
         if at in boundaries or (created_at is not None and at <= created_at):
             continue
+        if trial_cancels and trial_end is not None and at >= trial_end:
+            break  # canceled at the trial's end: nothing can change it any more
         change = _change(rng, at, live, products, n, seat_free=at >= scheduled_until)
         if change is None:
             continue
@@ -190,8 +195,8 @@ def random_history(rng: random.Random) -> History:
         calendar=calendar,
         per_day=rng.random() < 0.3,
         trial_end=trial_end,
-        cancel_trial_without_payment_method=trial_end is not None and rng.random() < 0.3,
-        has_payment_method=rng.random() < 0.7,
+        cancel_trial_without_payment_method=cancel_trial,
+        has_payment_method=has_payment_method,
         created_at=created_at,
         coupons=coupons,
         changes=tuple(changes),
@@ -215,7 +220,7 @@ def _change(
         return Change(at, "cancel_at_period_end")
     if roll < 0.20:
         return Change(at, "coupon", coupon=_coupon(rng, f"R{n}", products))
-    if roll < 0.70 and not seat_free:
+    if roll < 0.70 and not seat_free:  # the scheduled change names the whole plan and seats
         return None
     if roll < 0.55:
         ops: tuple[Op, ...] = (Op("set_quantity", "seat", Fraction(rng.randint(1, 25))),)
@@ -225,8 +230,9 @@ def _change(
         ops = (Op("set_price", "seat", price=price),)
         if rng.random() < 0.4:
             ops += (_toggle(rng, rng.choice(("usage_a", "usage_b")), live),)
-    else:
-        ops = (_toggle(rng, rng.choice(("addon_a", "addon_b", "usage_a", "usage_b")), live),)
+    else:  # usage prices belong to the plan: not while a plan change waits for the period end
+        keys = ("addon_a", "addon_b", "usage_a", "usage_b") if seat_free else ("addon_a", "addon_b")
+        ops = (_toggle(rng, rng.choice(keys), live),)
         if behaviour == "period_end":  # only seat changes are scheduled
             behaviour = "create_prorations"
     if behaviour == "period_end" and len(ops) > 1:

@@ -15,6 +15,8 @@ Readings of the specification where it leaves a choice (also in docs/architectur
   the whole calendar period ``[B0, B1)`` that contains it, as the partial period's own fee is.
 - A change in the running period of an imported subscription credits nothing (no fee line covers
   that period: it was paid elsewhere) and debits as usual.
+- An import created after its trial ended converted already: ``cancel_if_no_payment_method``
+  no longer applies to it.
 - A change during a trial changes only the items; a cancel at period end during a trial ends the
   subscription at the trial's end (never invoiced); a change scheduled then applies at it.
 - Usage items are never prorated; a change ends one item record and starts another, and each
@@ -22,7 +24,10 @@ Readings of the specification where it leaves a choice (also in docs/architectur
 - The first invoice (at the billing start) counts as a closing invoice for ``once`` coupons, and so
   does the final invoice of a cancel now (its boundary is the cancellation instant).
 - ``always_invoice`` invoices only that change's lines (earlier pending lines wait for the close);
-  for a cancel now they are an invoice of their own, before the final invoice at the same instant.
+  a cancel now puts its credits on the final invoice it issues at the same instant, whether the
+  behaviour is ``create_prorations`` or ``always_invoice``.
+- A credit line shows the quantity of the coverage it credits (what was billed), which differs
+  from the item's quantity after a change made with behaviour ``none``.
 - Coverage belongs to an item key (``seat`` keeps its key across plan changes): a change with
   behaviour ``none`` leaves the earlier coverage of that key uncredited, for a later change to credit.
 """
@@ -405,6 +410,7 @@ class _Coverage:
     """A fee line or proration debit that billed ``[start, end)`` of item ``key`` for ``net``."""
 
     key: str
+    quantity: Fraction
     start: datetime
     end: datetime
     net: int
@@ -461,6 +467,8 @@ class _Run:
     def _apply_op(self, op: Op, at: datetime) -> tuple[_Record | None, _Record | None]:
         """End the old record and start the new one; returns (old, new)."""
         old = self._live(op.item)
+        if old is not None and op.kind == "set_quantity" and op.quantity == old.quantity:
+            return None, None  # nothing changes: no proration line (billing rules §4)
         if old is not None:
             old.valid_to = at
         new: _Record | None = None
@@ -640,7 +648,7 @@ class _Run:
         discounted = self._discount(discounted, at, debit=False)
         for line in discounted:
             if line.kind == "fee":
-                self.coverages.append(_Coverage(line.item, line.start, line.end, line.net))
+                self.coverages.append(_Coverage(line.item, line.quantity, line.start, line.end, line.net))
             if line.kind == "usage":
                 price = next(
                     r.price
@@ -688,7 +696,10 @@ class _Run:
         whole_start, _ = self.cycle.whole_period(self.period_start, period_end)
         credits: list[Line] = []
         debits: list[Line] = []
-        for old, new in sorted(changed, key=lambda pair: _item_order(pair[0] or pair[1])):
+        for old, new in sorted(
+            (pair for pair in changed if pair != (None, None)),
+            key=lambda pair: _item_order(pair[0] or pair[1]),
+        ):
             if old is not None and not old.price.usage:
                 for cover in self.coverages:
                     if cover.key == old.key and not cover.credited and cover.start <= at < cover.end:
@@ -701,7 +712,7 @@ class _Run:
                                 old.price.product,
                                 at,
                                 cover.end,
-                                old.quantity,
+                                cover.quantity,
                                 -exact,
                                 -round_half_away(exact),
                             )
@@ -722,7 +733,7 @@ class _Run:
                 )
         debits = self._discount(debits, at, debit=True)
         for line in debits:
-            self.coverages.append(_Coverage(line.item, line.start, line.end, line.net))
+            self.coverages.append(_Coverage(line.item, line.quantity, line.start, line.end, line.net))
         return credits + debits
 
     def _prorated(self, at: datetime, behaviour: str, lines: list[Line]) -> None:
@@ -752,8 +763,8 @@ class _Run:
             live = [r for r in self.records if r.valid_to is None]
             for record in live:
                 record.valid_to = at
-            if billed:
-                self._prorated(at, change.behaviour, self._prorate(at, [(r, None) for r in live]))
+            if billed:  # always_invoice too: the final invoice at ``at`` is that invoice
+                self.pending.extend(self._prorate(at, [(r, None) for r in live]))
             if not in_trial:
                 self._close(at, self.period_start, final=True, kind="final")
             self.ends_at = at
@@ -761,7 +772,9 @@ class _Run:
 
     def run(self) -> list[Invoice]:
         h = self.h
-        if h.trial_end is not None and h.cancel_trial_without_payment_method and not h.has_payment_method:
+        converted_before_creation = h.trial_end is not None and h.trial_end < self.created
+        trial_cancels = h.cancel_trial_without_payment_method and not h.has_payment_method
+        if h.trial_end is not None and trial_cancels and not converted_before_creation:
             return []
         changes = sorted(h.changes, key=lambda c: c.at)
         imported = self.created > self.billing_start
@@ -809,7 +822,7 @@ class _Run:
         start = self.billing_start
         lines = self._discount(self._fees(start, self.cycle.next_boundary(start)), start, debit=False)
         for line in lines:
-            self.coverages.append(_Coverage(line.item, line.start, line.end, line.net))
+            self.coverages.append(_Coverage(line.item, line.quantity, line.start, line.end, line.net))
         self._issue(start, "first", lines)
 
 
