@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -364,6 +365,101 @@ def test_driver_agrees_with_the_oracle_to_the_minor_unit(chunk: int) -> None:
         found = disagreement(n)
         if found is not None:
             pytest.fail(found, pytrace=False)
+
+
+# -- regressions: each disagreement found, shrunk to a history small enough to check by hand ---
+
+_UTC = ZoneInfo("UTC")
+_SEAT = oracle.Price("seat", "per_unit", amount=Fraction(1000))
+_CALLS = oracle.Price("usage_a", "per_unit", amount=Fraction(2), meter="calls", aggregation="sum")
+
+
+def _march(**overrides: object) -> oracle.History:
+    base: dict[str, object] = {
+        "zone": "UTC",
+        "country": "US",
+        "currency": "USD",
+        "interval": "month",
+        "interval_count": 1,
+        "start": datetime(2024, 3, 1, tzinfo=_UTC),
+        "horizon": datetime(2024, 4, 1, tzinfo=_UTC),
+        "items": (oracle.Item("seat", _SEAT, Fraction(3)),),
+    }
+    base.update(overrides)
+    return oracle.History(**base)  # type: ignore[arg-type]
+
+
+def _both(history: oracle.History) -> list[InvoiceKey]:
+    """The invoices of ``history``, after checking that the oracle and the driver agree on them."""
+    expected = [_oracle_invoice(i) for i in oracle.invoices(history)]
+    assert [_driver_invoice(d) for d in simulate(translate(history)).invoices] == expected
+    return expected
+
+
+def _amounts(invoice: InvoiceKey) -> list[tuple[str, Fraction, int]]:
+    return [(line[0], line[4], line[5]) for line in invoice[1]]
+
+
+def test_cancel_now_with_always_invoice_issues_one_final_invoice() -> None:
+    # Histories 0, 40, 44, 64, 68, 139, 141, 143: the oracle issued the credits on an invoice of
+    # their own and then the final invoice, both at the cancellation; the driver issues one. The
+    # rules did not say; one invoice is the reading kept. 10 calls at 2 = 20 before the cancel on
+    # March 11; credit -round(3000 * 21/31) = -2032.
+    history = _march(
+        items=(oracle.Item("seat", _SEAT, Fraction(3)), oracle.Item("usage_a", _CALLS, Fraction(0))),
+        events=(oracle.Event("calls", datetime(2024, 3, 2, tzinfo=_UTC), Fraction(10)),),
+        changes=(
+            oracle.Change(datetime(2024, 3, 11, tzinfo=_UTC), "cancel_now", behaviour="always_invoice"),
+        ),
+    )
+    _first, final = _both(history)
+    assert _amounts(final) == [("usage", 10, 20), ("credit", 3, -2032)]
+
+
+def test_a_credit_shows_the_quantity_it_credits() -> None:
+    # History 52: after 2 -> 19 seats with behaviour none (March 5), 19 -> 1 on March 11 credits
+    # the March fee, which billed 2 seats: -round(2000 * 21/31) = -1355; debit round(1000 * 21/31)
+    # = 677. The oracle showed quantity 19 on the credit; the amounts always agreed.
+    changes = (
+        oracle.Change(
+            datetime(2024, 3, 5, tzinfo=_UTC),
+            "update",
+            (oracle.Op("set_quantity", "seat", Fraction(19)),),
+            behaviour="none",
+        ),
+        oracle.Change(
+            datetime(2024, 3, 11, tzinfo=_UTC), "update", (oracle.Op("set_quantity", "seat", Fraction(1)),)
+        ),
+    )
+    april = _both(_march(items=(oracle.Item("seat", _SEAT, Fraction(2)),), changes=changes))[1]
+    assert _amounts(april) == [("fee", 1, 1000), ("credit", 2, -1355), ("debit", 1, 677)]
+
+
+def test_the_same_quantity_again_changes_nothing() -> None:
+    # History 177: the oracle credited and debited a "change" from 12 seats to 12; the rules
+    # prorate only items whose price or quantity changes. The oracle was wrong.
+    change = oracle.Change(
+        datetime(2024, 3, 11, tzinfo=_UTC), "update", (oracle.Op("set_quantity", "seat", Fraction(3)),)
+    )
+    april = _both(_march(changes=(change,)))[1]
+    assert _amounts(april) == [("fee", 3, 3000)]
+
+
+def test_an_import_after_its_trial_is_billed_even_without_a_payment_method() -> None:
+    # History 768: trial Mar 1 -> Mar 8 on a plan that cancels trials without a payment method,
+    # imported on March 20. The driver bills it (it converted before it was created here); the
+    # oracle returned no invoice. The rules did not say; billing it is the reading kept. The
+    # period [Mar 8, Apr 8) holding the creation is not billed; April 8 bills the next one.
+    history = _march(
+        trial_end=datetime(2024, 3, 8, tzinfo=_UTC),
+        cancel_trial_without_payment_method=True,
+        has_payment_method=False,
+        created_at=datetime(2024, 3, 20, tzinfo=_UTC),
+        horizon=datetime(2024, 4, 8, tzinfo=_UTC),
+    )
+    (april,) = _both(history)
+    assert april[0] == datetime(2024, 4, 8, tzinfo=_UTC)
+    assert _amounts(april) == [("fee", 3, 3000)]
 
 
 def main(argv: list[str]) -> int:
