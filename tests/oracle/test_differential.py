@@ -5,7 +5,7 @@
 same invoices: same instants, same lines, same amounts, discounts and taxes, same totals, to the
 minor unit. History ``n`` is ``random_history(random.Random(n))``.
 
-``ORACLE_HISTORIES`` sets how many histories run (default 10,000, in ten tests of a thousand);
+``ORACLE_HISTORIES`` sets how many histories run (default 10,000, in twenty tests of 500);
 ``ORACLE_FIRST`` the first number. ``python -m tests.oracle.test_differential 0 10000`` prints
 every disagreement instead of stopping at the first; ``python -m tests.oracle.shrink N`` shrinks
 history ``N`` to a small one that still disagrees.
@@ -348,7 +348,7 @@ def _show(invoices: list[InvoiceKey]) -> str:
     return "\n".join(out)
 
 
-CHUNKS = 10
+CHUNKS = 20
 
 
 def _chunk(index: int) -> range:
