@@ -17,7 +17,9 @@ WORKDIR = Path(tempfile.mkdtemp(prefix="billing-cli-test-"))
 
 async def _billing(*args: str, url: str, token: str | None = None) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if k != "BILLING_TOKEN"}
-    env.update({"DATABASE_URL": url, "BILLING_LOG_FORMAT": "json"}, **({"BILLING_TOKEN": token} if token else {}))
+    env.update(DATABASE_URL=url, BILLING_LOG_FORMAT="json")
+    if token:
+        env["BILLING_TOKEN"] = token
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "billing.cli", *args,
         env=env,
