@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,3 +46,21 @@ def authorized_channel(
         grpc.local_channel_credentials(), grpc.access_token_call_credentials(secret)
     )
     return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+async def until_known(target: str, secret: str, within: float = 10.0) -> None:
+    """Wait until the server at ``target`` has loaded ``secret`` (its watcher reloads tokens on
+    NOTIFY, or when its poll sees a newer version)."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        # Quote with an empty cart: cheap, and anything but UNAUTHENTICATED means "known".
+        probe = channel.unary_unary("/billing.v1.RatingService/Quote")
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await probe(b"", metadata=bearer(secret), timeout=5)
+                return
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    return
+            assert time.monotonic() < deadline, "the server never loaded the token"
+            await asyncio.sleep(0.05)

@@ -23,7 +23,7 @@ import billing.v1
 from billing.domain.api_tokens import Scope
 from rating.api.scopes import SCOPE_OF
 from rating.server import RunningServer
-from tests.integration.api.auth import bearer, issue, revoke
+from tests.integration.api.auth import bearer, issue, revoke, until_known
 from tests.integration.api.rpc import failure
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -65,13 +65,7 @@ async def tokens(migrated_url: str, rating_server: RunningServer) -> dict[str, s
     made["revoked"] = await issue(migrated_url, "matrix-revoked", [Scope.BILLING_ADMIN])
     await revoke(migrated_url, "matrix-revoked")
     made["unknown"] = "bt_" + "x" * 43
-    newest = made[Scope.BILLING_READ.value]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{rating_server.port}") as channel:
-        probe = channel.unary_unary("/billing.v1.CatalogService/ListProducts")
-        deadline = time.monotonic() + 10
-        while await _code(probe(b"", metadata=bearer(newest), timeout=5)) == UNAUTHENTICATED:
-            assert time.monotonic() < deadline, "the server never saw the new tokens"
-            await asyncio.sleep(0.05)
+    await until_known(f"127.0.0.1:{rating_server.port}", made[Scope.BILLING_READ.value])
     return made
 
 
