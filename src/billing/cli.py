@@ -87,15 +87,17 @@ def _tls(args: argparse.Namespace) -> Any:
     return TlsFiles(Path(args.tls_cert), Path(args.tls_key), ca)
 
 
-async def _one_shot(args: argparse.Namespace) -> int:
+async def _one_shot(action: str) -> None:
     async with _database() as url:
-        if args.command == "migrate":
+        if action == "migrate":
             await _migrate(url)
-        elif args.command == "tokens":
-            return await run_tokens(url, args)
         else:
             await _seed(url)
-    return 0
+
+
+async def _tokens(args: argparse.Namespace) -> int:
+    async with _database() as url:
+        return await run_tokens(url, args)
 
 
 _HOW_TO_CALL = """
@@ -137,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from billing.cli_quote import run_quote
 
         return run_quote(args)
+    elif args.command == "tokens":
+        return _run(_tokens(args))
     else:
-        return _run(_one_shot(args))
+        _run(_one_shot(args.command))
     return 0
 
 
