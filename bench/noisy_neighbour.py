@@ -331,7 +331,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             _wait_serving(args.target, server)
             log(
-                f"server on {args.target} (CPU {server_cpu}), callers on CPU {client_cpu}; {args.rounds} rounds"
+                f"server on {args.target} (CPU {server_cpu}), callers on CPU {client_cpu}; "
+                f"{args.rounds} rounds"
             )
             for round_ in range(args.rounds):
                 order = list(cases) if round_ % 2 == 0 else list(reversed(cases))

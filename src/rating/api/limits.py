@@ -5,7 +5,10 @@ the theoretical arrival time of the next call), in integer nanoseconds. Like ngi
 ``limit_req`` with ``burst``, a call a little over the rate is delayed until its turn, up to
 ``max_delay_ms``, instead of refused: a closed-loop caller at its limit then sees its calls
 slowed down, not a storm of refusals it retries immediately. Beyond that, the call is refused
-with ``RESOURCE_EXHAUSTED`` and a RetryInfo for when a place in that queue frees up.
+with ``RESOURCE_EXHAUSTED`` and a RetryInfo for when its own turn would have come. That hint is
+deliberately the whole wait, not just until the queue has one free place: with the shorter hint,
+every refused caller of a closed loop came back at once, nearly all were refused again, and the
+refusals (each still a gRPC call the server pays for) outnumbered the served calls 3 to 1.
 
 Each process limits on its own: behind N replicas a token may make N times its rate.
 """
@@ -49,7 +52,7 @@ class RateLimiter:
         tat = self._tat if self._tat > now_ns else now_ns
         wait = tat - self._tolerance - now_ns
         if wait > self._max_delay:
-            retry_ms = -(-(wait - self._max_delay) // NS_PER_MS)  # rounded up
+            retry_ms = -(-wait // NS_PER_MS)  # rounded up
             raise ResourceExhausted(f"rate limit of token {self.name!r} exceeded", retry_after_ms=retry_ms)
         self._tat = tat + self._interval
         return wait if wait > 0 else 0
