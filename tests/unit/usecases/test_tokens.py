@@ -93,7 +93,12 @@ async def test_the_demo_token_is_kept_while_live_and_replaced_once_revoked() -> 
     store = FakeTokenStore()
     first = await ensure_demo_token(store, None)
     assert await ensure_demo_token(store, first) == first
-    assert await ensure_demo_token(store, "bt_forgotten") != first  # an unknown secret: a new one
+    await revoke_token(store, DEMO_TOKEN_NAME)
+    second = await ensure_demo_token(store, first)
+    assert second != first
+    assert await store.live_by_digest(digest(second)) is not None
+    forgotten = await ensure_demo_token(store, "bt_forgotten")  # a secret the store never had
+    assert await store.live_by_digest(digest(forgotten)) is not None
     live = [t for t in await list_tokens(store) if t.active]
     assert [t.name for t in live] == [DEMO_TOKEN_NAME]
     assert live[0].scopes == {Scope.QUOTE, Scope.BILLING_READ}
