@@ -97,7 +97,10 @@ async def test_billing_quote_presents_its_client_certificate(
     authorities: tuple[Authority, Authority],
     admin_token: str,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # In process: structlog must not be bound to pytest's capture stream, closed after this test.
+    monkeypatch.setattr(cli, "configure_logging", lambda: None)
     ours, _ = authorities
     client = ours.issue("operator", server=False)
     argv = ["quote", "--target", f"localhost:{mtls_server.port}", "--currency", "USD", "--json"]
