@@ -1,4 +1,7 @@
-"""A real rating server on loopback, against a real migrated database, and stubs for it."""
+"""A real rating server on loopback, against a real migrated database, and stubs for it.
+
+Authentication is on, as in production: the stubs' channel sends an admin token on every call.
+"""
 
 from __future__ import annotations
 
@@ -17,19 +20,27 @@ from billing.v1 import (
     usage_pb2_grpc,
 )
 from rating.server import RunningServer, ServerConfig, start_server
+from tests.integration.api.auth import authorized_channel, issue
 
 
 @pytest.fixture(scope="session")
-async def rating_server(migrated_url: str) -> AsyncIterator[RunningServer]:
-    config = ServerConfig(port=0, catalog_poll_seconds=0.1, health_poll_seconds=0.2, grace_seconds=2)
+async def admin_token(migrated_url: str) -> str:
+    return await issue(migrated_url, "test-admin", ["billing:admin"])
+
+
+@pytest.fixture(scope="session")
+async def rating_server(migrated_url: str, admin_token: str) -> AsyncIterator[RunningServer]:
+    config = ServerConfig(
+        port=0, catalog_poll_seconds=0.1, token_poll_seconds=0.1, health_poll_seconds=0.2, grace_seconds=2
+    )
     server = await start_server(migrated_url, config)
     yield server
     await server.stop(config.grace_seconds)
 
 
 @pytest.fixture(scope="session")
-async def channel(rating_server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{rating_server.port}") as channel:
+async def channel(rating_server: RunningServer, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with authorized_channel(f"127.0.0.1:{rating_server.port}", admin_token) as channel:
         yield channel
 
 
