@@ -168,7 +168,7 @@ def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
             entries.append(_Entry(LineKind.SEAT, price, request.seats, f"{plan.name} seats", "plan"))
         for price_id in plan.usage_price_ids:
             price = catalog.price(price_id)
-            entries.append(_Entry(LineKind.USAGE, price, _ZERO, _describe(price, catalog), "plan"))
+            entries.append(_Entry(LineKind.USAGE, price, _ZERO, catalog.describe_price(price), "plan"))
         for addon_id in plan.included_addon_ids:
             addon = catalog.addon(addon_id)
             price = catalog.price(addon.price_id)
@@ -178,7 +178,7 @@ def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
         path = f"items[{index}].price"
         price, inline = _select_price(item.price, catalog, path)
         kind = LineKind.USAGE if price.is_usage else LineKind.ITEM
-        description = _describe(price, catalog)
+        description = catalog.describe_price(price)
         entries.append(_Entry(kind, price, item.quantity, description, path, inline=inline))
     for index, addon_id in enumerate(request.add_on_ids):
         path = f"add_ons[{index}]"
@@ -260,12 +260,6 @@ def _charge(entry: _Entry) -> Charge:
         return Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
     count = sum(e.transaction_count for e in entry.estimates)
     return entry.price.model.charge(Usage(entry.quantity, transaction_count=count))
-
-
-def _describe(price: Price, catalog: Catalog) -> str:
-    product = catalog.products.get(price.product_id)
-    name = product.name if product else price.product_id
-    return f"{name} ({price.nickname})" if price.nickname else name
 
 
 def _coupon(catalog: Catalog, code: str, path: str, currency: str, as_of: datetime) -> Coupon:
