@@ -21,7 +21,7 @@ from typing import Any
 from billing.store.database import create_pool, resolve_database_url
 from billing.store.migrate import migrate
 from billing.store.unit_of_work import PostgresUnitOfWork
-from billing.telemetry import configure_logging
+from billing.telemetry import configure_logging, configure_telemetry
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -68,7 +68,11 @@ async def _serve(args: argparse.Namespace) -> None:
             await _seed(url)
         config = ServerConfig(host=args.host, port=args.port)
         print(_HOW_TO_CALL.format(target=f"{args.host}:{args.port}"), file=sys.stderr)
-        await serve_until_signal(url, config)
+        telemetry = configure_telemetry("billing-rating")
+        try:
+            await serve_until_signal(url, config)
+        finally:
+            telemetry.shutdown()  # flush the spans and metrics still buffered
 
 
 async def _one_shot(action: str) -> None:

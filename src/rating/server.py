@@ -31,6 +31,7 @@ from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
 from rating.api.servicers.rating import RatingServicer
 from rating.api.servicers.usage import UsageServicer
+from rating.api.tracing import ServerTelemetry
 from rating.catalog_cache import CatalogCache
 from rating.usecases.usage import GroupCommitter
 
@@ -99,7 +100,8 @@ async def start_server(
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(options=options)
+    # ServerTelemetry first: outermost, so it measures and traces calls later interceptors refuse.
+    server = grpc.aio.server(options=options, interceptors=[ServerTelemetry()])
     catalog = CatalogServicer(deps)
     add_service(server, catalog, catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"])
     add_service(server, CustomerServicer(deps), customer_pb2.DESCRIPTOR.services_by_name["CustomerService"])
@@ -123,7 +125,7 @@ async def start_server(
         asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
         asyncio.create_task(_maintain_partitions(usage_store, deps.clock)),
     ]
-    log.info("rating server started", address=f"{config.host}:{port}", catalog_version=cache.version())
+    log.info("rating server started", listen=f"{config.host}:{port}", catalog_version=cache.version())
     return RunningServer(server, port, cache, health_servicer, tasks, pool)
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from billing.store.embedded import EmbeddedPostgres
+from billing.store.query_tracing import TracedConnection
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -78,9 +79,11 @@ async def create_pool(
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT_S,
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
 ) -> asyncpg.Pool[asyncpg.Record]:
-    """An opened asyncpg pool with the project's connection settings."""
+    """An opened asyncpg pool with the project's connection settings; its queries are traced
+    when the span they run under is sampled (:mod:`billing.store.query_tracing`)."""
     return await asyncpg.create_pool(
         url,
+        connection_class=TracedConnection,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,

@@ -24,6 +24,7 @@ from billing.domain.errors import (
     NotFound,
     Unavailable,
 )
+from billing.tracing import note_exception
 from rating.api.registration import Undecodable
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,9 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
             status = to_status(error)
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error", method=handler.__name__)
+            note_exception(error)
             status = INTERNAL
         # The rich status (BadRequest field violations) travels in the standard trailer.
         grpc_status = rpc_status.to_status(status)
@@ -104,8 +106,9 @@ def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[R
             status = to_status(error)
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error", method=handler.__name__)
+            note_exception(error)
             status = INTERNAL
         grpc_status = rpc_status.to_status(status)
         await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)

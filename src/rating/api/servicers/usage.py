@@ -7,6 +7,7 @@ from typing import Any
 
 from billing.domain.decimals import format_decimal
 from billing.domain.errors import InvalidArgument
+from billing.metrics import record_usage
 from billing.v1 import usage_pb2 as pb
 from rating.api.converters import usage as convert
 from rating.api.converters.common import timestamp_from_datetime
@@ -29,7 +30,9 @@ class UsageServicer:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
         outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
-        return pb.RecordUsageResponse(duplicate=outcome is Outcome.DUPLICATE)
+        duplicate = outcome is Outcome.DUPLICATE
+        record_usage(accepted=int(not duplicate), duplicate=int(duplicate), rejected=0)
+        return pb.RecordUsageResponse(duplicate=duplicate)
 
     @translate_errors
     async def RecordUsageBatch(
@@ -81,8 +84,11 @@ class UsageServicer:
 
 
 def _counts(result: BatchResult) -> dict[str, int]:
-    return {
+    """The counts of one answered batch, which the usage metrics count too."""
+    counts = {
         "accepted_count": result.count(Outcome.ACCEPTED),
         "duplicate_count": result.count(Outcome.DUPLICATE),
         "rejected_count": result.count(Outcome.REJECTED),
     }
+    record_usage(counts["accepted_count"], counts["duplicate_count"], counts["rejected_count"])
+    return counts
