@@ -66,7 +66,7 @@ async def _serve(args: argparse.Namespace) -> None:
             await _migrate(url)
         if args.seed_demo:
             await _seed(url)
-        config = ServerConfig(host=args.host, port=args.port)
+        config = ServerConfig(host=args.host, port=args.port, grace_seconds=args.grace_seconds)
         print(_HOW_TO_CALL.format(target=f"{args.host}:{args.port}"), file=sys.stderr)
         telemetry = configure_telemetry("billing-rating")
         try:
@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
     serve.add_argument("--seed-demo", action="store_true", help="load the demo catalog if empty")
+    serve.add_argument(
+        "--grace-seconds", type=float, default=10.0, help="on SIGTERM, how long in-flight calls may finish"
+    )
     commands.add_parser("migrate", help="apply pending migrations")
     commands.add_parser("seed-demo", help="load the demo catalog into an empty catalog")
     quote = commands.add_parser("quote", help="ask the rating server for a quote")

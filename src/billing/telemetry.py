@@ -180,12 +180,22 @@ def _resource(service_name: str) -> Resource:
 
 
 def _exporters(env: Mapping[str, str], variable: str, group: str) -> list[Any]:
-    """Exporters named by ``variable``, found by the entry points their packages register."""
+    """Exporters named by ``variable``, found by the entry points their packages register.
+
+    ``otlp`` means OTLP over the protocol ``OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL`` names
+    (``grpc`` by default, the one installed), as in the SDK's own configurator.
+    """
     names = [name.strip() for name in env.get(variable, "none").split(",") if name.strip()]
+    signal = variable.removeprefix("OTEL_").removesuffix("_EXPORTER")
+    protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
+    )
     found: list[Any] = []
     for name in names:
         if name == "none":
             continue
+        if name == "otlp":
+            name = "otlp_proto_http" if protocol.strip().startswith("http") else "otlp_proto_grpc"
         matches = entry_points(group=group, name=name)
         if not matches:
             raise ValueError(f"{variable}={name}: no such exporter installed (group {group})")
