@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from billing.store.connection import StoreConnection
 from billing.store.embedded import EmbeddedPostgres
-from billing.store.query_tracing import TracedConnection
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -80,10 +80,10 @@ async def create_pool(
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
 ) -> asyncpg.Pool[asyncpg.Record]:
     """An opened asyncpg pool with the project's connection settings; its queries are traced
-    when the span they run under is sampled (:mod:`billing.store.query_tracing`)."""
+    when the span they run under is sampled (:mod:`billing.store.connection`)."""
     return await asyncpg.create_pool(
         url,
-        connection_class=TracedConnection,
+        connection_class=StoreConnection,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,

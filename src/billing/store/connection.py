@@ -1,4 +1,7 @@
-"""A span per query, as a child of the current span, only when that span is sampled.
+"""The pool's connection class: a span per statement when sampled, and text PostgreSQL refuses
+reported as bad input.
+
+Tracing: a span per query, as a child of the current span, only when that span is sampled.
 
 ``opentelemetry-instrumentation-asyncpg`` (0.66b1) was measured first, on one connection running
 ``SELECT $1::int``: 41–47 µs of client CPU per query against 10.6–11.8 µs bare, sampled or not,
@@ -9,6 +12,10 @@ an older SDK than ours.)
 The span carries the statement text, which is always our own parameterised SQL, and never the
 arguments, which are customer data. A failed query records the SQLSTATE, not the message (a
 message can quote a value).
+
+PostgreSQL text cannot hold NUL (SQLSTATE 22021): a request string carrying one is the caller's
+mistake, so it becomes ``InvalidArgument`` here, for every statement, instead of an INTERNAL
+error wherever a converter did not check that field (found by tests/system/test_fuzz_rpcs.py).
 """
 
 from __future__ import annotations
@@ -19,14 +26,26 @@ import asyncpg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-__all__ = ["TracedConnection"]
+from billing.domain.errors import InvalidArgument
+
+__all__ = ["StoreConnection"]
 
 _tracer = trace.get_tracer("billing.store")
 _MAX_STATEMENT = 4096
 
 
+def _refused_text() -> InvalidArgument:
+    return InvalidArgument.single("", "text fields must not contain NUL characters")
+
+
 def _traced(name: str) -> Any:
-    untraced = getattr(asyncpg.Connection, name)
+    plain = getattr(asyncpg.Connection, name)
+
+    async def untraced(self: asyncpg.Connection[Any], query: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await plain(self, query, *args, **kwargs)
+        except asyncpg.CharacterNotInRepertoireError:
+            raise _refused_text() from None
 
     async def method(self: asyncpg.Connection[Any], query: str, *args: Any, **kwargs: Any) -> Any:
         if not trace.get_current_span().is_recording():
@@ -57,7 +76,7 @@ def _traced(name: str) -> Any:
     return method
 
 
-class TracedConnection(asyncpg.Connection):
+class StoreConnection(asyncpg.Connection):
     """Every statement a pool connection runs, including BEGIN and COMMIT of transactions."""
 
     execute = _traced("execute")
