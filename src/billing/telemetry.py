@@ -33,6 +33,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from billing.lean_histogram import include_in_collections
+from billing.metrics import instruments
 from billing.redaction import redact, sanitize_exception
 from billing.request_context import current_request
 from billing.tracing import LeanTracer, PresetTraceIds, SamplingPolicy
@@ -157,6 +159,9 @@ def configure_telemetry(
     meter_provider = MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
+    lean = [instruments().rpc_duration]
+    for reader in readers:
+        include_in_collections(reader, lean, resource)
     _configured = Telemetry(
         tracer_provider, meter_provider, policy, [tracer_provider.shutdown, meter_provider.shutdown]
     )

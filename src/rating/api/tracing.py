@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from billing.lean_histogram import LeanHistogram
 from billing.metrics import Instruments, instruments
 from billing.request_context import begin_call
 from billing.telemetry import lean_tracer
@@ -42,25 +43,25 @@ class _Method:
     """What never changes between two calls of one method: names, attribute sets, the wrapper."""
 
     __slots__ = (
+        "cells",
         "handler",
-        "metric_attributes",
         "name",
-        "ok_attributes",
+        "ok_cell",
         "span_attributes",
         "traced",
         "wrapped",
     )
 
-    def __init__(self, full_method: str) -> None:
+    def __init__(self, full_method: str, duration: LeanHistogram) -> None:
         self.traced = not full_method.startswith(_UNTRACED_PREFIXES)
         service, _, method = full_method.lstrip("/").rpartition("/")
         self.name = f"{service}/{method}"
         self.span_attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
-        # Two attributes, not four: the SDK cleans and hashes each one on every measurement.
-        self.metric_attributes = {
-            code: {"rpc.method": self.name, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
+        self.cells = {
+            code: duration.cell({"rpc.method": self.name, "rpc.grpc.status_code": code.value[0]})
+            for code in grpc.StatusCode
         }
-        self.ok_attributes = self.metric_attributes[_OK]
+        self.ok_cell = self.cells[_OK]
         self.handler: grpc.RpcMethodHandler[Any, Any] | None = None
         self.wrapped: grpc.RpcMethodHandler[Any, Any] | None = None
 
@@ -85,7 +86,7 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         full_method: str = handler_call_details.method
         method = self._methods.get(full_method)
         if method is None:
-            method = self._methods[full_method] = _Method(full_method)
+            method = self._methods[full_method] = _Method(full_method, self._duration)
         if not method.traced:
             return handler
         if method.handler is not handler:
@@ -133,8 +134,7 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _end(
         self, method: _Method, began: float, code: grpc.StatusCode, span: Span | None, token: object
     ) -> None:
-        attributes = method.ok_attributes if code is _OK else method.metric_attributes[code]
-        self._duration.record(time.perf_counter() - began, attributes)
+        (method.ok_cell if code is _OK else method.cells[code]).record(time.perf_counter() - began)
         if span is not None:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code is not _OK:
