@@ -115,10 +115,9 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             self._streaming(handler.stream_stream, method, False), *serializers
         )
 
-    def _begin(
-        self, method: _Method, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tuple[Span | None, object]:
-        """The call's span (None unless sampled), made current, and what undoes that."""
+    def _call(self, method: _Method, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> _Call:
+        """Begin a call: its span (None unless sampled), made current, and its ids for the logs."""
+        began = time.perf_counter()
         metadata: Any = context.invocation_metadata() or ()
         traceparent = None
         for key, value in metadata:
@@ -127,40 +126,15 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 break
         span = self._tracer.start_span(method.name, traceparent, method.span_attributes)
         begin_call((metadata, request, span))
-        if span is None:
-            return None, None
-        return span, otel_context.attach(trace.set_span_in_context(span))
-
-    def _end(
-        self, method: _Method, began: float, code: grpc.StatusCode, span: Span | None, token: object
-    ) -> None:
-        (method.ok_cell if code is _OK else method.cells[code]).record(time.perf_counter() - began)
-        if span is not None:
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code is not _OK:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-            span.end()
-            otel_context.detach(token)  # type: ignore[arg-type]
+        token = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
+        return _Call(method, context, began, span, token)
 
     def _unary(
         self, behavior: Callable[..., Any], method: _Method, unary_request: bool
     ) -> Callable[..., Any]:
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            began = time.perf_counter()
-            span, token = self._begin(method, request if unary_request else None, context)
-            code = grpc.StatusCode.UNKNOWN
-            try:
-                response = await behavior(request, context)
-                code = context.code() or _OK
-                return response
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except BaseException as error:
-                code = _code_of(error)
-                raise
-            finally:
-                self._end(method, began, code, span, token)
+            with self._call(method, request if unary_request else None, context):
+                return await behavior(request, context)
 
         return traced
 
@@ -171,23 +145,46 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return self._unary(behavior, method, unary_request)  # writes with context.write
 
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            began = time.perf_counter()
-            span, token = self._begin(method, request if unary_request else None, context)
-            code = grpc.StatusCode.UNKNOWN
-            try:
+            with self._call(method, request if unary_request else None, context):
                 async for response in behavior(request, context):
                     yield response
-                code = context.code() or _OK
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except BaseException as error:
-                code = _code_of(error)
-                raise
-            finally:
-                self._end(method, began, code, span, token)
 
         return traced
+
+
+class _Call:
+    """One call in progress; leaving it records the status the client gets."""
+
+    __slots__ = ("began", "context", "method", "span", "token")
+
+    def __init__(
+        self,
+        method: _Method,
+        context: grpc.aio.ServicerContext[Any, Any],
+        began: float,
+        span: Span | None,
+        token: object,
+    ) -> None:
+        self.method, self.context, self.began, self.span, self.token = method, context, began, span, token
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None or isinstance(error, grpc.aio.AbortError):
+            # A return (OK, or what set_code chose), or context.abort, which sets the code.
+            code = self.context.code() or (_OK if error is None else grpc.StatusCode.UNKNOWN)
+        else:
+            code = _code_of(error)
+        method = self.method
+        (method.ok_cell if code is _OK else method.cells[code]).record(time.perf_counter() - self.began)
+        span = self.span
+        if span is not None:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not _OK:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+            otel_context.detach(self.token)  # type: ignore[arg-type]
 
 
 def _code_of(error: BaseException) -> grpc.StatusCode:
