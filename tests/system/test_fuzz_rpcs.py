@@ -232,12 +232,15 @@ def test_deeply_nested_messages_are_invalid_arguments(server: Server, rpc: Rpc) 
     server.check(rpc, [blob], {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
-def _hugely_repeated(descriptor: Descriptor) -> Iterator[bytes]:
-    """For each repeated field: 300,000 empty entries (under the size limit)."""
+def _hugely_repeated(descriptor: Descriptor, depth: int = 0) -> Iterator[bytes]:
+    """For each repeated field, at the top or one message down: 300,000 empty entries (under the
+    size limit)."""
     for field in descriptor.fields:
         if field.is_repeated:  # maps too: their entries are repeated messages
-            entry = _varint(field.number << 3 | 2) + b"\0"
-            yield entry * 300_000
+            yield (_varint(field.number << 3 | 2) + b"\0") * 300_000
+        elif field.message_type is not None and depth == 0:
+            for inner in _hugely_repeated(field.message_type, depth + 1):
+                yield _varint(field.number << 3 | 2) + _varint(len(inner)) + inner
 
 
 @pytest.mark.parametrize(

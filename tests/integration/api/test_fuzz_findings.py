@@ -31,3 +31,26 @@ async def test_text_the_database_cannot_store_is_invalid_wherever_it_arrives(cus
     )
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(error) == {"": "text fields must not contain NUL characters"}
+
+
+async def test_a_repeated_field_longer_than_the_limit_is_refused_before_any_validation(catalog_stub) -> None:  # type: ignore[no-untyped-def]
+    from billing.v1 import catalog_pb2
+
+    meter = catalog_pb2.Meter(event_name="e", display_name="d", dimensions=[""] * 10_001)
+    error = await failure(
+        catalog_stub.CreateMeter(catalog_pb2.CreateMeterRequest(meter=meter, request_id="r"))
+    )
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == {"meter.dimensions": "at most 10000 entries are allowed"}
+
+
+async def test_thousands_of_bad_entries_get_a_bounded_error_a_client_can_read(rating_stub) -> None:  # type: ignore[no-untyped-def]
+    from billing.v1 import rating_pb2
+
+    request = rating_pb2.QuoteRequest(currency="USD", coupon_codes=[""] * 5000, add_ons=["x"] * 5000)
+    error = await failure(rating_stub.Quote(request))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(error)  # before the cap: megabytes of trailer, RESOURCE_EXHAUSTED
+    assert 10 < len(violations) <= 101
+    assert violations[""].startswith("and ")
+    assert violations[""].endswith(" more problems")
