@@ -159,7 +159,11 @@ async def server(create_database) -> AsyncIterator[Server]:  # type: ignore[no-u
     finally:
         channel.close()
         process.terminate()
-        process.wait(20)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:  # still busy with a request: do not leave it behind
+            process.kill()
+            process.wait()
     problems = [line for line in log.read_text().splitlines() if '"unhandled error"' in line]
     assert not problems, "\n".join(problems)
 
