@@ -99,9 +99,10 @@ class RunningServer:
         await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task stuck in its cleanup (UNLISTEN on a connection that died) must not hold
+        # the shutdown forever; the pool is terminated below if it does not close in time.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=max(grace, 1.0))
         try:
             await asyncio.wait_for(self._pool.close(), timeout=max(grace, 1.0))
         except TimeoutError:
