@@ -90,6 +90,18 @@ CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE ON subscriptions
 CREATE TRIGGER test_clocks_wakeup AFTER UPDATE OF frozen_time ON test_clocks
     FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
 
+-- Lets one statement (the invoicer's close) abort itself when a count it wrote is not the
+-- count it expected.
+CREATE FUNCTION invoicer_assert(ok boolean, message text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ok THEN
+        RAISE EXCEPTION '%', message USING ERRCODE = 'data_exception';
+    END IF;
+    RETURN true;
+END
+$$;
+
 -- Proration lines created by a change with create_prorations, waiting for the next invoice.
 -- `line` is the domain's InvoiceLine, written by billing.store.codec; invoice_id is set by the
 -- close that bills it, in the close's transaction.
