@@ -263,11 +263,10 @@ async def snapshot(pool: asyncpg.Pool[Any]) -> Catalog:
     return await load_catalog(pool)
 
 
-def month_ago(now: datetime | None = None, *, days: int = 3) -> datetime:
-    """A start one month and ``days`` before ``now``: its second boundary is ``days`` ago."""
-    now = now or datetime.now(UTC)
-    month = now.month - 1 or 12
-    year = now.year if now.month > 1 else now.year - 1
-    return (now.replace(year=year, month=month, day=min(now.day, 28)) - timedelta(days=days)).replace(
-        microsecond=0
-    )
+def month_ago(now: datetime | None = None, *, ago: timedelta = timedelta(days=3)) -> datetime:
+    """A start one month (and ``ago``, at least) before ``now``: its next boundary is due."""
+    boundary = (now or datetime.now(UTC)) - ago
+    boundary -= timedelta(days=max(0, boundary.day - 28))  # a day every month has
+    month = boundary.month - 1 or 12
+    year = boundary.year if boundary.month > 1 else boundary.year - 1
+    return boundary.replace(year=year, month=month, microsecond=0)
