@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +40,7 @@ WORKERS = 4
 KILLS = 200
 PAUSES = 3
 LEASE_SECONDS = 2.0
+DUE_OVER = timedelta(seconds=40)
 TAX = Fraction(19, 100)  # DE standard rate, the customers' country
 
 
@@ -134,19 +135,25 @@ async def test_killed_and_frozen_workers_invoice_every_period_exactly_once(
         catalog_ids = await world.simple_catalog(pool)
         catalog = await world.snapshot(pool)
         customers = await world.customers(pool, SUBSCRIPTIONS)
-        # The boundary is minutes old: with a one-hour grace window no draft is finalized here.
-        start = world.month_ago(ago=timedelta(minutes=5))
+        # Periods fall due steadily over DUE_OVER (as they do all day), so the workers always have
+        # work while they are being killed and frozen. Drafts are finalized an hour after their
+        # boundary: not during this test.
+        first_due = datetime.now(UTC) + timedelta(seconds=5)
+        starts = [
+            world.month_ago(first_due + DUE_OVER * i / SUBSCRIPTIONS, ago=timedelta(0))
+            for i in range(SUBSCRIPTIONS)
+        ]
         seats = [rng.randint(1, 40) for _ in customers]
         await world.subscribe(
-            pool, catalog, customers, start=start, seats=seats,
+            pool, catalog, customers, start=starts, seats=seats,
             prices=[catalog_ids.seat_price, catalog_ids.message_price],
         )  # fmt: skip
         events = []
         messages: dict[str, Decimal] = dict.fromkeys(customers, Decimal(0))
-        for customer in customers:
+        for customer, begins in zip(customers, starts, strict=True):
             for _ in range(rng.randint(0, 3)):
                 value = Decimal(rng.randint(1, 5000))
-                at = start + timedelta(seconds=rng.randint(0, 27 * 86_400))
+                at = begins + timedelta(seconds=rng.randint(0, 27 * 86_400))
                 events.append((customer, catalog_ids.meter, at, value, {}))
                 messages[customer] += value
         await world.add_usage(pool, events)
@@ -171,8 +178,8 @@ async def test_killed_and_frozen_workers_invoice_every_period_exactly_once(
         mid_work = 0
         pause_after = sorted(rng.sample(range(10, KILLS // 2), PAUSES))
         while kills < KILLS:
-            await asyncio.sleep(rng.uniform(0, 0.1))
             working = await _wait_for_work(pool, workers.owners, seconds=3.0)
+            await asyncio.sleep(rng.uniform(0, 0.05))
             slot = workers.owners.index(rng.choice(working)) if working else rng.randrange(WORKERS)
             if working and pause_after and kills >= pause_after[0]:
                 pause_after.pop(0)
@@ -181,6 +188,7 @@ async def test_killed_and_frozen_workers_invoice_every_period_exactly_once(
             mid_work += bool(working)
             workers.kill(slot)
             kills += 1
+        await asyncio.sleep(max(0.0, (first_due + DUE_OVER - datetime.now(UTC)).total_seconds()))
         done = await _wait_until_idle(pool, seconds=240)
         elapsed = time.monotonic() - began
         codes = workers.stop_all()
