@@ -38,17 +38,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from billing.domain.subscriptions import SubscriptionChange, change_subscription  # noqa: E402
-from billing.store import codec  # noqa: E402
-from billing.store.database import connect, create_pool, with_database  # noqa: E402
-from billing.store.embedded import EmbeddedPostgres  # noqa: E402
-from billing.store.ids import new_id  # noqa: E402
-from billing.store.migrate import migrate  # noqa: E402
-from billing.telemetry import configure_logging  # noqa: E402
-from invoicer import worker as worker_module  # noqa: E402
-from invoicer.main import InvoicerConfig, run_invoicer  # noqa: E402
-from invoicer.worker import WorkerConfig  # noqa: E402
-from tests import invoicer_world as world  # noqa: E402
+from billing.domain.subscriptions import SubscriptionChange, change_subscription
+from billing.store import codec
+from billing.store.database import connect, create_pool, with_database
+from billing.store.embedded import EmbeddedPostgres
+from billing.store.ids import new_id
+from billing.store.migrate import migrate
+from billing.telemetry import configure_logging
+from invoicer import worker as worker_module
+from invoicer.main import InvoicerConfig, run_invoicer
+from invoicer.worker import WorkerConfig
+from tests import invoicer_world as world
 
 CONCURRENCY = 16
 ROUND_TRIPS = 5  # per close besides the claim: reads, three usage aggregates, the write
@@ -120,7 +120,9 @@ async def measure_closes(url: str, pool: Any, count: int) -> None:
     cpu_before = time.process_time()
     began = time.perf_counter()
     task = asyncio.create_task(run_invoicer(url, config, stop))
-    while await pool.fetchval("SELECT count(*) FROM invoices") < count:
+    while True:  # the database is what we wait on: poll it
+        if await pool.fetchval("SELECT count(*) FROM invoices") >= count:
+            break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - began
     cpu = time.process_time() - cpu_before
