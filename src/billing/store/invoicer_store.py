@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -162,9 +162,11 @@ class PostgresInvoicerStore:
         pool: asyncpg.Pool[Any],
         catalog: Callable[[], Catalog],
         settings: InvoicerSettings,
+        refresh_catalog: Callable[[], Awaitable[Catalog]] | None = None,
     ) -> None:
         self._pool = pool
-        self._catalog = catalog
+        self._current_catalog = catalog
+        self._refresh_catalog = refresh_catalog
         self._settings = settings
         self._taxes: TaxTable | None = None
         self._taxes_loaded = 0.0
@@ -222,7 +224,7 @@ class PostgresInvoicerStore:
     async def close_inputs(self, claim: Claimed) -> CloseInputs:
         sub: Subscription = claim.record.state
         k = sub.next_boundary
-        catalog = self._catalog()
+        catalog = await self._catalog(sub)
         async with self._connection() as connection:
             row = await connection.fetchrow(
                 _CLOSE_READS, sub.customer_id, sub.id, sub.boundary(k - 1), adjustment_cutoff(sub, k)
@@ -300,7 +302,6 @@ class PostgresInvoicerStore:
     async def finalize_inputs(self, claim: Claimed) -> tuple[str, CloseInputs] | None:
         """The earliest draft of the subscription whose grace window has ended, and its inputs
         rated again with today's usage, late lines and balance; None if no draft is due."""
-        catalog = self._catalog()
         async with self._connection() as connection:
             row = await connection.fetchrow(
                 "SELECT id, rating_inputs FROM invoices WHERE subscription_id = $1 AND status = 'draft' "
@@ -312,6 +313,7 @@ class PostgresInvoicerStore:
                 return None
             basis = codec.from_json(_Basis, row["rating_inputs"])
             sub, k = basis.subscription, basis.boundary_index
+            catalog = await self._catalog(sub)
             reads = await connection.fetchrow(
                 _FINALIZE_READS, sub.customer_id, sub.id, adjustment_cutoff(sub, k)
             )
@@ -373,6 +375,16 @@ class PostgresInvoicerStore:
         return number
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    async def _catalog(self, sub: Subscription) -> Catalog:
+        """The catalog snapshot, reloaded at once if it lacks a price the subscription uses: a
+        subscription sold a minute-old price must not be rated (or parked) from an older snapshot
+        because the watcher has not polled yet."""
+        catalog = self._current_catalog()
+        known = catalog.prices.keys()
+        if self._refresh_catalog is not None and any(item.price_id not in known for item in sub.items):
+            catalog = await self._refresh_catalog()
+        return catalog
 
     async def _fence(self, connection: Connection, claim: Claimed, *, version: int | None) -> None:
         try:
