@@ -186,7 +186,7 @@ async def subscribe(
     catalog: Catalog,
     customer_ids: Sequence[str],
     *,
-    start: datetime,
+    start: datetime | Sequence[datetime],
     seats: Sequence[int],
     plan_id: str | None = None,
     prices: Sequence[str] = (),
@@ -194,12 +194,13 @@ async def subscribe(
     coupon_codes: tuple[str, ...] = (),
     first_invoice_done: bool = True,
 ) -> list[str]:
-    """One subscription per customer, started at ``start`` (monthly). With ``first_invoice_done``
-    the close of ``start`` is taken as done, so the close one period later is the one due."""
+    """One subscription per customer, started at ``start`` (or each at its own), monthly. With
+    ``first_invoice_done`` the close of the start is taken as done: the next one is due."""
     from billing.domain.subscriptions import PriceItem
 
     records = []
-    for customer_id, seat_count in zip(customer_ids, seats, strict=True):
+    starts = [start] * len(customer_ids) if isinstance(start, datetime) else list(start)
+    for customer_id, seat_count, begins in zip(customer_ids, seats, starts, strict=True):
         items = tuple(
             PriceItem(p, Decimal(seat_count) if i == 0 else Decimal(1)) for i, p in enumerate(prices)
         )
@@ -213,9 +214,9 @@ async def subscribe(
             add_on_ids=add_on_ids,
             prices=items,
             coupon_codes=coupon_codes,
-            start=start,
+            start=begins,
         )
-        sub = create_subscription(new, catalog, start)
+        sub = create_subscription(new, catalog, begins)
         if first_invoice_done:
             sub = dataclasses.replace(sub, next_boundary=sub.next_boundary + 1)
         records.append(
@@ -263,11 +264,10 @@ async def snapshot(pool: asyncpg.Pool[Any]) -> Catalog:
     return await load_catalog(pool)
 
 
-def month_ago(now: datetime | None = None, *, days: int = 3) -> datetime:
-    """A start one month and ``days`` before ``now``: its second boundary is ``days`` ago."""
-    now = now or datetime.now(UTC)
-    month = now.month - 1 or 12
-    year = now.year if now.month > 1 else now.year - 1
-    return (now.replace(year=year, month=month, day=min(now.day, 28)) - timedelta(days=days)).replace(
-        microsecond=0
-    )
+def month_ago(now: datetime | None = None, *, ago: timedelta = timedelta(days=3)) -> datetime:
+    """A start one month (and ``ago``, at least) before ``now``: its next boundary is due."""
+    boundary = (now or datetime.now(UTC)) - ago
+    boundary -= timedelta(days=max(0, boundary.day - 28))  # a day every month has
+    month = boundary.month - 1 or 12
+    year = boundary.year if boundary.month > 1 else boundary.year - 1
+    return boundary.replace(year=year, month=month, microsecond=0)

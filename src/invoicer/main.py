@@ -94,7 +94,12 @@ async def run_invoicer(database_url: str, config: InvoicerConfig, stop: asyncio.
     try:
         holder = _CatalogHolder(await load_catalog(pool))
         settings = InvoicerSettings(lease=config.lease, retry=config.retry, owner=owner)
-        store = PostgresInvoicerStore(pool, lambda: holder.catalog, settings)
+
+        async def refresh() -> Catalog:
+            holder.publish(await load_catalog(pool))
+            return holder.catalog
+
+        store = PostgresInvoicerStore(pool, lambda: holder.catalog, settings, refresh)
         worker = Worker(store, config.worker)
         tasks = [
             asyncio.create_task(watch_catalog(pool, holder.version, holder.publish)),

@@ -125,7 +125,8 @@ class Worker(Generic[C]):
             except Exception as error:
                 self.stats.done["failed"] += 1
                 reason = f"{type(error).__name__}: {error}"
-                log.warning("job failed", error=reason, exc_info=not isinstance(error, Unavailable))
+                # The message only: a traceback's frames would carry customer data into the logs.
+                log.warning("job failed", error=reason)
                 parked = await self._quietly(self._store.fail(claim, reason))
                 if parked:
                     self.stats.done["parked"] += 1

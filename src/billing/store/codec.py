@@ -51,32 +51,76 @@ def from_json(kind: type[T], text: str | bytes) -> T:
 
 
 def encode(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Decimal):
-        return format_decimal(value)
-    if isinstance(value, Fraction):
-        return f"{value.numerator}/{value.denominator}"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: instants are UTC-aware everywhere")
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-    if isinstance(value, enum.Enum):
-        return encode(value.value)
-    if _is_price_model(value):
-        return {_TYPE_KEY: "PriceModel", **model_to_json(value)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        body = {f.name: encode(getattr(value, f.name)) for f in _fields(type(value))}
-        return {_TYPE_KEY: type(value).__name__, **body}
-    if isinstance(value, Mapping):
-        return {str(k): encode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | frozenset | set):
-        return [encode(v) for v in value]
-    raise TypeError(f"cannot encode {type(value).__name__}")
+    """``value`` as plain JSON data (dicts, lists, strings, integers, booleans, None)."""
+    kind = type(value)
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        encoder = _ENCODERS[kind] = _encoder(kind)
+    return encoder(value)
+
+
+def _identity(data: Any) -> Any:
+    return data
+
+
+def _encode_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: instants are UTC-aware everywhere")
+    return value.isoformat()
+
+
+def _encode_sequence(value: Any) -> list[Any]:
+    return [encode(v) for v in value]
+
+
+def _encode_mapping(value: Any) -> dict[str, Any]:
+    return {str(k): encode(v) for k, v in value.items()}
+
+
+# One encoder per type, chosen once and cached: the invoicer encodes a subscription, its lines and
+# its coverages on every close, and a chain of isinstance checks per value was most of that cost.
+_SCALARS: dict[type[Any], Callable[[Any], Any]] = {
+    type(None): _identity,
+    bool: _identity,
+    int: _identity,
+    str: _identity,
+    Decimal: format_decimal,
+    Fraction: lambda value: f"{value.numerator}/{value.denominator}",
+    datetime: _encode_datetime,
+    date: lambda value: value.isoformat(),
+    timedelta: lambda value: (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds,
+}
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def _encoder(kind: type[Any]) -> Callable[[Any], Any]:
+    if kind in _SCALARS:
+        return _SCALARS[kind]
+    if issubclass(kind, enum.Enum):
+        return lambda value: encode(value.value)
+    if isinstance(getattr(kind, "kind", None), str) and hasattr(kind, "charge"):  # a price model
+        return lambda value: {_TYPE_KEY: "PriceModel", **model_to_json(value)}
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind) if f.init)
+        tag = str(getattr(kind, "__name__", ""))
+
+        def encode_dataclass(value: Any) -> dict[str, Any]:
+            body: dict[str, Any] = {_TYPE_KEY: tag}
+            for name in names:
+                body[name] = encode(getattr(value, name))
+            return body
+
+        return encode_dataclass
+    if issubclass(kind, Mapping):
+        return _encode_mapping
+    if issubclass(kind, list | tuple | frozenset | set):
+        return _encode_sequence
+    for scalar, encoder in _SCALARS.items():  # subclasses (an IntEnum is caught above)
+        if issubclass(kind, scalar):
+            return encoder
+    raise TypeError(f"cannot encode {kind.__name__}")
 
 
 def decode(kind: Any, data: Any) -> Any:
@@ -132,10 +176,6 @@ def _decoder(kind: Any) -> Callable[[Any], Any]:
     raise TypeError(f"cannot decode {kind!r}")
 
 
-def _identity(data: Any) -> Any:
-    return data
-
-
 def _price_model(data: Any) -> Any:
     body = {k: v for k, v in data.items() if k != _TYPE_KEY}
     return model_from_json(body)
@@ -186,7 +226,3 @@ def _lazy(kind: Any) -> Callable[[], Callable[[Any], Any]]:
 @cache
 def _fields(kind: Any) -> tuple[dataclasses.Field[Any], ...]:
     return tuple(f for f in dataclasses.fields(kind) if f.init)
-
-
-def _is_price_model(value: Any) -> bool:
-    return isinstance(getattr(type(value), "kind", None), str) and hasattr(value, "charge")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,11 +40,8 @@ from billing.store import codec, invoices, period_queue
 from billing.store._types import Connection
 from billing.store.ids import new_id
 from billing.store.period_queue import Claimed, LeaseLost, RetryPolicy, StaleState
-from billing.store.subscriptions import register_state_type
 from billing.store.unit_of_work import CONNECTION_ERRORS
 from billing.store.usage import aggregate_usage
-
-register_state_type(Subscription)
 
 WAKEUP_CHANNEL = "invoicer_wakeup"
 
@@ -72,6 +69,84 @@ class _Basis:
     coverages: tuple[Coverage, ...]
 
 
+# Everything a close reads but usage, in one round trip. has_payment_method is read through
+# to_jsonb(c): it is a column of a later migration, and "absent" means the customer has one.
+_CUSTOMER = """
+    coalesce(c.billing_address ->> 'country', '') AS country,
+    coalesce((to_jsonb(c) ->> 'has_payment_method')::boolean, true) AS has_payment_method,
+    coalesce((SELECT b.balance FROM customer_balances b WHERE b.customer_id = c.id), 0) AS balance
+"""
+# Usage lines of finalized (not void) invoices whose window ended after the cutoff: a close
+# rates them again for late events (billing-rules.md §3.4).
+_BILLED_LINES = """
+    ARRAY(SELECT l.line::text FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
+          WHERE i.subscription_id = $2 AND i.status IN ('open', 'paid', 'uncollectible')
+            AND l.kind IN ('usage', 'usage_adjustment') AND l.period_end > ${cutoff}
+          ORDER BY i.boundary, l.position) AS billed_lines
+"""
+_CLOSE_READS = f"""
+SELECT {_CUSTOMER},
+    ARRAY(SELECT p.line::text FROM pending_proration_lines p
+          WHERE p.subscription_id = $2 AND p.invoice_id IS NULL
+          ORDER BY p.created_for, p.id) AS pending_lines,
+    ARRAY(SELECT v.coverage::text FROM subscription_coverages v
+          WHERE v.subscription_id = $2 AND v.credited_from IS NULL AND v.period_end > $3
+          ORDER BY v.id) AS coverages,
+    {_BILLED_LINES.format(cutoff=4)}
+FROM customers c WHERE c.id = $1
+"""
+_FINALIZE_READS = f"""
+SELECT {_CUSTOMER}, {_BILLED_LINES.format(cutoff=3)} FROM customers c WHERE c.id = $1
+"""
+
+# The close in one statement. `fenced` is the fencing check and the subscription's new state at
+# once: it matches only while this worker's lease token is current and unexpired (clock_timestamp,
+# not the statement's start) and the version is the one rated. Everything else hangs off it, so
+# a lost lease writes nothing; the row lock it takes keeps anyone from claiming the row until the
+# statement commits. A proration line marked twice, or not at all, aborts the whole statement.
+_COMMIT_CLOSE = f"""
+WITH fenced AS (
+    UPDATE subscriptions
+    SET state = $4::jsonb, status = $5, next_boundary_at = $6, version = version + 1,
+        finalize_due_at = CASE WHEN $7::timestamptz IS NULL THEN finalize_due_at
+                               ELSE LEAST(finalize_due_at, $7::timestamptz) END,
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+        attempts = 0, next_attempt_at = NULL, last_error = NULL, updated_at = now()
+    WHERE id = $1 AND lease_token = $2 AND lease_expires_at > clock_timestamp() AND version = $3
+    RETURNING id
+), invoice AS (
+    INSERT INTO invoices (id, customer_id, subscription_id, boundary, kind, currency, issuing_entity,
+        period_start, period_end, subtotal, discount, tax, total, credit_applied, amount_due,
+        finalize_at, rating_inputs, test_clock_id, traceparent)
+    SELECT $9, $10, fenced.id, $11, $12, $13, $8, $14, $15, $16, $17, $18, $19, $20, $21, $7,
+           $22::jsonb, $23, $24
+    FROM fenced WHERE $9::text IS NOT NULL
+    RETURNING id
+), lines AS (
+    {invoices.lines_sql(25)}
+), event AS (
+    INSERT INTO outbox_events (id, type, aggregate_id, payload, traceparent)
+    SELECT $42, 'invoice.created', invoice.id, $43::jsonb, $24 FROM invoice
+), covered AS (
+    INSERT INTO subscription_coverages (subscription_id, id, period_end, credited_from, coverage)
+    SELECT fenced.id, t.id, t.period_end, t.credited_from, t.coverage::jsonb
+    FROM fenced, unnest($44::text[], $45::timestamptz[], $46::timestamptz[], $47::text[])
+        AS t(id, period_end, credited_from, coverage)
+    ON CONFLICT (subscription_id, id) DO UPDATE
+    SET period_end = excluded.period_end, credited_from = excluded.credited_from,
+        coverage = excluded.coverage
+), invoiced AS (
+    UPDATE pending_proration_lines p SET invoice_id = invoice.id
+    FROM invoice
+    WHERE p.subscription_id = $1 AND p.invoice_id IS NULL AND p.line = ANY($48::text[]::jsonb[])
+    RETURNING p.id
+)
+SELECT EXISTS (SELECT FROM fenced)
+    AND invoicer_assert((SELECT count(*) FROM invoiced) = cardinality($48::text[]),
+                        'the invoiced proration lines are not exactly the pending ones')
+"""
+
+
 @dataclass(frozen=True)
 class InvoicerSettings:
     lease: timedelta = timedelta(seconds=30)
@@ -87,9 +162,11 @@ class PostgresInvoicerStore:
         pool: asyncpg.Pool[Any],
         catalog: Callable[[], Catalog],
         settings: InvoicerSettings,
+        refresh_catalog: Callable[[], Awaitable[Catalog]] | None = None,
     ) -> None:
         self._pool = pool
-        self._catalog = catalog
+        self._current_catalog = catalog
+        self._refresh_catalog = refresh_catalog
         self._settings = settings
         self._taxes: TaxTable | None = None
         self._taxes_loaded = 0.0
@@ -146,86 +223,58 @@ class PostgresInvoicerStore:
 
     async def close_inputs(self, claim: Claimed) -> CloseInputs:
         sub: Subscription = claim.record.state
-        k = sub.next_boundary
-        catalog = self._catalog()
+        catalog = await self._catalog(sub)
         async with self._connection() as connection:
-            customer, credit = await _customer(connection, sub.customer_id)
-            pending = await _pending(connection, sub.id)
-            coverages = await _coverages(connection, sub.id, sub.boundary(k - 1))
-            usage = await _usage(connection, catalog, usage_windows(sub, k, catalog))
-            billed = await _billed_usage(connection, catalog, sub.id, adjustment_cutoff(sub, k))
-            taxes = await self._tax_table(connection)
-        return CloseInputs(
-            subscription=sub,
-            catalog=catalog,
-            customer=customer,
-            boundary_index=k,
-            usage=usage,
-            pending_prorations=tuple(line for _, line in pending),
-            coverages=tuple(coverages),
-            billed_usage=tuple(billed),
-            credit_balance=credit,
-            tax_table=taxes,
-        )
+            return await read_close_inputs(connection, sub, catalog, await self._tax_table(connection))
 
     async def commit_close(
         self, claim: Claimed, inputs: CloseInputs, result: CloseResult, finalize_at: datetime
     ) -> str | None:
-        """Write the close in one fenced transaction: the draft, its lines, the outbox event, the
-        invoiced proration lines, the new coverages and the subscription after the boundary.
-        Returns the draft's id (None when the close invoiced nothing)."""
+        """Write the close as ONE statement (one round trip, one implicit transaction): the
+        fencing update of the subscription, then, only if it matched, the draft, its lines, its
+        outbox event, the invoiced proration lines and the new coverages. Returns the draft's id
+        (None when the close invoiced nothing)."""
         sub = inputs.subscription
         boundary = sub.boundary(inputs.boundary_index)
-        after = result.subscription
-        invoice_id = new_id("in") if result.draft is not None else None
-        async with self._transaction() as connection:
-            await self._fence(connection, claim, version=claim.record.version)
-            if result.draft is not None and invoice_id is not None:
-                basis = _Basis(
-                    sub, inputs.boundary_index, tuple(inputs.pending_prorations), tuple(inputs.coverages)
-                )
-                try:
-                    await invoices.insert_draft(
-                        connection,
-                        result.draft,
-                        invoice_id=invoice_id,
-                        kind=_kind(sub, inputs.boundary_index, after),
-                        boundary=boundary,
-                        issuing_entity=claim.record.issuing_entity,
-                        finalize_at=finalize_at,
-                        rating_inputs=codec.to_json(basis),
-                        test_clock_id=claim.record.test_clock_id,
-                        traceparent=claim.record.traceparent,
-                    )
-                except asyncpg.UniqueViolationError as error:
-                    raise Inconsistent(
-                        f"boundary {boundary.isoformat()} is not closed but already has an invoice"
-                    ) from error
-                await invoices.emit(
-                    connection,
-                    "invoice.created",
-                    invoice_id,
-                    invoices.invoice_payload(invoice_id, result.draft, "draft", None),
-                    claim.record.traceparent,
-                )
-            await _mark_invoiced(connection, sub.id, invoice_id, result.prorations_invoiced)
-            await _save_coverages(connection, sub.id, result.coverages)
-            await connection.execute(
-                """
-                UPDATE subscriptions
-                SET state = $2::jsonb, status = $3, next_boundary_at = $4, version = version + 1,
-                    finalize_due_at = CASE WHEN $5::timestamptz IS NULL THEN finalize_due_at
-                                           ELSE LEAST(finalize_due_at, $5::timestamptz) END,
-                    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                    attempts = 0, next_attempt_at = NULL, last_error = NULL, updated_at = now()
-                WHERE id = $1
-                """,
-                sub.id,
-                codec.to_json(after),
-                after.status.value,
-                after.next_close_at,
-                finalize_at if invoice_id is not None else None,
+        after, draft = result.subscription, result.draft
+        invoice_id = new_id("in") if draft is not None else None
+        invoice: list[Any] = [None] * 16
+        lines: list[list[Any]] = invoices.line_arrays(())
+        event: list[Any] = [None, None]
+        if draft is not None and invoice_id is not None:
+            basis = _Basis(
+                sub, inputs.boundary_index, tuple(inputs.pending_prorations), tuple(inputs.coverages)
             )
+            start, end = invoices.invoice_period(draft)
+            invoice = [
+                invoice_id, draft.customer_id, boundary, _kind(sub, inputs.boundary_index, after),
+                draft.currency, start, end, draft.subtotal, draft.discount, draft.tax, draft.total,
+                draft.credit_applied, draft.amount_due, codec.to_json(basis), claim.record.test_clock_id,
+                claim.record.traceparent,
+            ]  # fmt: skip
+            lines = invoices.line_arrays(draft.lines)
+            event = [new_id("evt"), json.dumps(invoices.invoice_payload(invoice_id, draft, "draft", None))]
+        coverages = result.coverages
+        try:
+            async with self._connection() as connection:
+                fenced = await connection.fetchval(
+                    _COMMIT_CLOSE,
+                    sub.id, claim.lease.token, claim.record.version, codec.to_json(after), after.status.value,
+                    after.next_close_at, finalize_at if draft is not None else None,
+                    claim.record.issuing_entity, *invoice, *lines, *event,
+                    [c.id for c in coverages], [c.period.end for c in coverages],
+                    [c.credited_from for c in coverages], [codec.to_json(c) for c in coverages],
+                    [codec.to_json(line) for line in result.prorations_invoiced],
+                )  # fmt: skip
+                if not fenced:
+                    await self._fence(connection, claim, version=claim.record.version)
+                    raise LeaseGone(f"lease on subscription {sub.id} was lost before the close")
+        except asyncpg.UniqueViolationError as error:
+            raise Inconsistent(
+                f"boundary {boundary.isoformat()} is not closed but already has an invoice"
+            ) from error
+        except asyncpg.DataError as error:
+            raise Inconsistent(str(error)) from error
         return invoice_id
 
     # --- finalizing a draft --------------------------------------------------------------------
@@ -233,7 +282,6 @@ class PostgresInvoicerStore:
     async def finalize_inputs(self, claim: Claimed) -> tuple[str, CloseInputs] | None:
         """The earliest draft of the subscription whose grace window has ended, and its inputs
         rated again with today's usage, late lines and balance; None if no draft is due."""
-        catalog = self._catalog()
         async with self._connection() as connection:
             row = await connection.fetchrow(
                 "SELECT id, rating_inputs FROM invoices WHERE subscription_id = $1 AND status = 'draft' "
@@ -245,20 +293,25 @@ class PostgresInvoicerStore:
                 return None
             basis = codec.from_json(_Basis, row["rating_inputs"])
             sub, k = basis.subscription, basis.boundary_index
-            customer, credit = await _customer(connection, sub.customer_id)
+            catalog = await self._catalog(sub)
+            reads = await connection.fetchrow(
+                _FINALIZE_READS, sub.customer_id, sub.id, adjustment_cutoff(sub, k)
+            )
+            if reads is None:
+                raise Inconsistent(f"customer {sub.customer_id} of the subscription does not exist")
             usage = await _usage(connection, catalog, usage_windows(sub, k, catalog))
-            billed = await _billed_usage(connection, catalog, sub.id, adjustment_cutoff(sub, k))
+            billed = await _billed(connection, catalog, reads["billed_lines"])
             taxes = await self._tax_table(connection)
         inputs = CloseInputs(
             subscription=sub,
             catalog=catalog,
-            customer=customer,
+            customer=BillingCustomer(reads["country"], reads["has_payment_method"]),
             boundary_index=k,
             usage=usage,
             pending_prorations=basis.pending_prorations,
             coverages=basis.coverages,
             billed_usage=tuple(billed),
-            credit_balance=credit,
+            credit_balance=reads["balance"],
             tax_table=taxes,
         )
         return row["id"], inputs
@@ -303,6 +356,16 @@ class PostgresInvoicerStore:
 
     # --- plumbing ------------------------------------------------------------------------------
 
+    async def _catalog(self, sub: Subscription) -> Catalog:
+        """The catalog snapshot, reloaded at once if it lacks a price the subscription uses: a
+        subscription sold a minute-old price must not be rated (or parked) from an older snapshot
+        because the watcher has not polled yet."""
+        catalog = self._current_catalog()
+        known = catalog.prices.keys()
+        if self._refresh_catalog is not None and any(item.price_id not in known for item in sub.items):
+            catalog = await self._refresh_catalog()
+        return catalog
+
     async def _fence(self, connection: Connection, claim: Claimed, *, version: int | None) -> None:
         try:
             await period_queue.fence(connection, claim.lease, version=version)
@@ -333,6 +396,41 @@ class PostgresInvoicerStore:
             yield connection
 
 
+async def read_close_inputs(
+    connection: Connection, sub: Subscription, catalog: Catalog, taxes: TaxTable
+) -> CloseInputs:
+    """Everything the close of ``sub``'s next boundary reads: the invoicer's close and the API's
+    PreviewInvoice both read through here, so a preview rates exactly what the close will."""
+    k = sub.next_boundary
+    row = await connection.fetchrow(
+        _CLOSE_READS, sub.customer_id, sub.id, sub.boundary(k - 1), adjustment_cutoff(sub, k)
+    )
+    if row is None:
+        raise Inconsistent(f"customer {sub.customer_id} of the subscription does not exist")
+    usage = await _usage(connection, catalog, usage_windows(sub, k, catalog))
+    billed = await _billed(connection, catalog, row["billed_lines"])
+    return CloseInputs(
+        subscription=sub,
+        catalog=catalog,
+        customer=BillingCustomer(row["country"], row["has_payment_method"]),
+        boundary_index=k,
+        usage=usage,
+        pending_prorations=tuple(codec.from_json(InvoiceLine, line) for line in row["pending_lines"]),
+        coverages=tuple(codec.from_json(Coverage, c) for c in row["coverages"]),
+        billed_usage=tuple(billed),
+        credit_balance=row["balance"],
+        tax_table=taxes,
+    )
+
+
+async def read_billing_customer(connection: Connection, customer_id: str) -> tuple[BillingCustomer, int]:
+    """The customer as billing sees it (country, payment method) and its credit balance."""
+    row = await connection.fetchrow(f"SELECT {_CUSTOMER} FROM customers c WHERE c.id = $1", customer_id)
+    if row is None:
+        raise Inconsistent(f"customer {customer_id} does not exist")
+    return BillingCustomer(row["country"], row["has_payment_method"]), row["balance"]
+
+
 def _kind(sub: Subscription, k: int, after: Subscription) -> str:
     if after.ended_at is not None:
         return "final"
@@ -350,62 +448,6 @@ async def load_tax_table(connection: Connection) -> TaxTable:
         else:
             defaults[row["country"]] = rate
     return TaxTable(rates=rates, defaults=defaults)
-
-
-async def _customer(connection: Connection, customer_id: str) -> tuple[BillingCustomer, int]:
-    # to_jsonb(c): has_payment_method is a column of a later migration; absent means "has one".
-    row = await connection.fetchrow(
-        """
-        SELECT coalesce(c.billing_address ->> 'country', '') AS country,
-               coalesce((to_jsonb(c) ->> 'has_payment_method')::boolean, true) AS has_payment_method,
-               coalesce(b.balance, 0) AS balance
-        FROM customers c LEFT JOIN customer_balances b ON b.customer_id = c.id
-        WHERE c.id = $1
-        """,
-        customer_id,
-    )
-    if row is None:
-        raise Inconsistent(f"customer {customer_id} of the subscription does not exist")
-    return BillingCustomer(row["country"], row["has_payment_method"]), row["balance"]
-
-
-async def _pending(connection: Connection, subscription_id: str) -> list[tuple[str, InvoiceLine]]:
-    rows = await connection.fetch(
-        "SELECT id, line FROM pending_proration_lines WHERE subscription_id = $1 AND invoice_id IS NULL "
-        "ORDER BY created_for, id",
-        subscription_id,
-    )
-    return [(row["id"], codec.from_json(InvoiceLine, row["line"])) for row in rows]
-
-
-async def _mark_invoiced(
-    connection: Connection, subscription_id: str, invoice_id: str | None, lines: Sequence[InvoiceLine]
-) -> None:
-    """Set ``invoice_id`` on the pending rows of ``lines``, each exactly once."""
-    if not lines:
-        return
-    if invoice_id is None:
-        raise Inconsistent("proration lines were invoiced without an invoice")
-    available = await _pending(connection, subscription_id)
-    chosen: list[str] = []
-    for line in lines:
-        match = next((i for i, (row_id, pending) in enumerate(available) if pending == line), None)
-        if match is None:
-            raise Inconsistent("an invoiced proration line is not pending any more")
-        chosen.append(available.pop(match)[0])
-    await connection.execute(
-        "UPDATE pending_proration_lines SET invoice_id = $2 WHERE id = ANY($1::text[])", chosen, invoice_id
-    )
-
-
-async def _coverages(connection: Connection, subscription_id: str, after: datetime) -> list[Coverage]:
-    rows = await connection.fetch(
-        "SELECT coverage FROM subscription_coverages "
-        "WHERE subscription_id = $1 AND credited_from IS NULL AND period_end > $2 ORDER BY id",
-        subscription_id,
-        after,
-    )
-    return [codec.from_json(Coverage, row["coverage"]) for row in rows]
 
 
 async def save_coverages(connection: Connection, subscription_id: str, coverages: Sequence[Coverage]) -> None:
@@ -476,30 +518,18 @@ async def _window_usage(connection: Connection, catalog: Catalog, window: UsageW
     return Usage(quantity=quantity, transactions=transactions, transaction_count=count)
 
 
-async def _billed_usage(
-    connection: Connection, catalog: Catalog, subscription_id: str, cutoff: datetime
-) -> list[BilledUsage]:
-    """Usage lines of finalized (not void) invoices whose window ended after ``cutoff``, each with
-    what has been billed for it so far and today's usage of its window."""
-    rows = await connection.fetch(
-        """
-        SELECT l.kind, l.line FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-        WHERE i.subscription_id = $1 AND i.status IN ('open', 'paid', 'uncollectible')
-          AND l.kind IN ('usage', 'usage_adjustment') AND l.period_end > $2
-        ORDER BY i.boundary, l.position
-        """,
-        subscription_id,
-        cutoff,
-    )
-    lines = [codec.from_json(InvoiceLine, row["line"]) for row in rows]
-    originals = [line for line in lines if line.kind is InvoiceLineKind.USAGE and line.window is not None]
+async def _billed(connection: Connection, catalog: Catalog, texts: Sequence[str]) -> list[BilledUsage]:
+    """Each finalized usage line with what has been billed for it so far (the line and its
+    adjustments) and today's usage of its window."""
+    lines = [codec.from_json(InvoiceLine, text) for text in texts]
     billed: list[BilledUsage] = []
-    for line in originals:
+    for line in lines:
+        if line.kind is not InvoiceLineKind.USAGE or line.window is None:
+            continue
         so_far = line.amount + sum(
             other.amount
             for other in lines
             if other.kind is InvoiceLineKind.USAGE_ADJUSTMENT and other.window == line.window
         )
-        assert line.window is not None
         billed.append(BilledUsage(line, so_far, await _window_usage(connection, catalog, line.window)))
     return billed

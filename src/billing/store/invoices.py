@@ -24,24 +24,34 @@ def _fraction(value: Fraction | None) -> str | None:
     return None if value is None else f"{value.numerator}/{value.denominator}"
 
 
-_INSERT_LINES = """
+# Lines from 17 parallel arrays starting at parameter ``first`` (one statement, any number of
+# lines), into the invoice named by the ``invoice`` relation (a CTE, or a one-row VALUES).
+LINES_FROM_ARRAYS = """
 INSERT INTO invoice_lines (invoice_id, position, kind, description, price_id, product_id, item_key,
     quantity, unit_amount, amount_unrounded, amount, discount, tax, tax_rate_id, tax_percentage,
     period_start, period_end, proration_factor, line)
-SELECT $1, t.position - 1, t.kind, t.description, t.price_id, t.product_id, t.item_key,
+SELECT invoice.id, t.position - 1, t.kind, t.description, t.price_id, t.product_id, t.item_key,
     t.quantity::numeric, t.unit_amount::numeric, t.amount_unrounded, t.amount, t.discount, t.tax,
     t.tax_rate_id, t.tax_percentage::numeric, t.period_start, t.period_end, t.proration_factor,
     t.line::jsonb
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[],
-            $15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[])
+FROM invoice, unnest(${first}::text[], ${p1}::text[], ${p2}::text[], ${p3}::text[], ${p4}::text[],
+        ${p5}::text[], ${p6}::text[], ${p7}::text[], ${p8}::bigint[], ${p9}::bigint[], ${p10}::bigint[],
+        ${p11}::text[], ${p12}::text[], ${p13}::timestamptz[], ${p14}::timestamptz[], ${p15}::text[],
+        ${p16}::text[])
     WITH ORDINALITY AS t(kind, description, price_id, product_id, item_key, quantity, unit_amount,
         amount_unrounded, amount, discount, tax, tax_rate_id, tax_percentage, period_start,
         period_end, proration_factor, line, position)
 """
 
 
-def _line_arrays(lines: Sequence[InvoiceLine]) -> list[list[Any]]:
+def lines_sql(first: int) -> str:
+    return LINES_FROM_ARRAYS.format(first=first, **{f"p{i}": first + i for i in range(1, 17)})
+
+
+_INSERT_LINES = "WITH invoice AS (SELECT $1::text AS id) " + lines_sql(2)
+
+
+def line_arrays(lines: Sequence[InvoiceLine]) -> list[list[Any]]:
     columns: list[list[Any]] = [[] for _ in range(17)]
     for line in lines:
         values = (
@@ -70,12 +80,18 @@ def _line_arrays(lines: Sequence[InvoiceLine]) -> list[list[Any]]:
 
 async def insert_lines(connection: Connection, invoice_id: str, lines: Sequence[InvoiceLine]) -> None:
     if lines:
-        await connection.execute(_INSERT_LINES, invoice_id, *_line_arrays(lines))
+        await connection.execute(_INSERT_LINES, invoice_id, *line_arrays(lines))
 
 
 async def delete_lines(connection: Connection, invoice_id: str) -> None:
     """Remove a draft's lines (the trigger refuses it for a finalized invoice)."""
     await connection.execute("DELETE FROM invoice_lines WHERE invoice_id = $1", invoice_id)
+
+
+def invoice_period(draft: InvoiceDraft) -> tuple[datetime | None, datetime | None]:
+    """What the invoice spans: from its usage lines' window to the end of what its fees pay for."""
+    first, last = (draft.usage_period or draft.fee_period), (draft.fee_period or draft.usage_period)
+    return (first.start if first else None), (last.end if last else None)
 
 
 async def insert_draft(
@@ -96,10 +112,7 @@ async def insert_draft(
     Raises asyncpg's UniqueViolationError (``invoices_subscription_boundary_key``) if the
     subscription already has an invoice for ``boundary``.
     """
-    # The invoice's period spans what its usage lines cover and what its fees pay for.
-    first, last = (draft.usage_period or draft.fee_period), (draft.fee_period or draft.usage_period)
-    period_start = first.start if first is not None else None
-    period_end = last.end if last is not None else None
+    period_start, period_end = invoice_period(draft)
     await connection.execute(
         """
         INSERT INTO invoices (id, customer_id, subscription_id, boundary, kind, currency, issuing_entity,

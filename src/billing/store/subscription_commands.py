@@ -16,8 +16,6 @@ from billing.domain.invoices import (
     BillingCustomer,
     CloseInputs,
     InvoiceDraft,
-    adjustment_cutoff,
-    usage_windows,
 )
 from billing.domain.lines import InvoiceLine
 from billing.domain.subscriptions import Coverage, Subscription, SubscriptionStatus
@@ -45,7 +43,6 @@ def _record(sub: Subscription, **fields: Any) -> rows.SubscriptionRecord:
 class SubscriptionRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        rows.register_state_type(Subscription)
 
     async def add(self, sub: Subscription) -> rows.SubscriptionRecord:
         return await rows.insert(self._connection, _record(sub))
@@ -116,32 +113,11 @@ class SubscriptionRepository:
                 )
 
     async def billing_customer(self, customer_id: str) -> tuple[BillingCustomer, int]:
-        return await invoicer_store._customer(self._connection, customer_id)
+        return await invoicer_store.read_billing_customer(self._connection, customer_id)
 
     async def close_inputs(self, sub: Subscription, catalog: Catalog) -> CloseInputs:
-        """Read as ``PostgresInvoicerStore.close_inputs`` does, from the same functions.
-
-        NOTE: composed here from the invoicer store's module functions because that method is
-        bound to a claim; one public reader shared by both would remove this composition.
-        """
-        connection, k = self._connection, sub.next_boundary
-        customer, credit = await invoicer_store._customer(connection, sub.customer_id)
-        pending = await invoicer_store._pending(connection, sub.id)
-        coverages = await invoicer_store._coverages(connection, sub.id, sub.boundary(k - 1))
-        usage = await invoicer_store._usage(connection, catalog, usage_windows(sub, k, catalog))
-        billed = await invoicer_store._billed_usage(connection, catalog, sub.id, adjustment_cutoff(sub, k))
-        return CloseInputs(
-            subscription=sub,
-            catalog=catalog,
-            customer=customer,
-            boundary_index=k,
-            usage=usage,
-            pending_prorations=tuple(line for _, line in pending),
-            coverages=tuple(coverages),
-            billed_usage=tuple(billed),
-            credit_balance=credit,
-            tax_table=await invoicer_store.load_tax_table(connection),
-        )
+        taxes = await invoicer_store.load_tax_table(self._connection)
+        return await invoicer_store.read_close_inputs(self._connection, sub, catalog, taxes)
 
     async def invoice_now(self, sub: Subscription, draft: InvoiceDraft, test_clock_id: str | None) -> str:
         """The invoice of an ``always_invoice`` change, finalized at once: it has no usage that

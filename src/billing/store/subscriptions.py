@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.domain.errors import Aborted, NotFound
+from billing.domain.subscriptions import Subscription
 from billing.store import codec
 from billing.store._types import Connection
 
@@ -32,7 +33,7 @@ class SubscriptionRecord:
     customer_id: str
     currency: str
     status: str
-    state: Any
+    state: Subscription
     next_boundary_at: datetime | None
     version: int = 1
     test_clock_id: str | None = None
@@ -48,29 +49,13 @@ class SubscriptionRecord:
     updated_at: datetime | None = None
 
 
-# The domain type ``state`` decodes to; set once by :func:`register_state_type` (the domain's
-# Subscription), so this module does not depend on how the domain spells it.
-_state_type: Any = None
-
-
-def register_state_type(kind: type[Any]) -> None:
-    global _state_type
-    _state_type = kind
-
-
-def decode_state(text: str) -> Any:
-    if _state_type is None:
-        raise RuntimeError("no subscription state type registered")
-    return codec.from_json(_state_type, text)
-
-
 def from_row(row: Mapping[str, Any]) -> SubscriptionRecord:
     return SubscriptionRecord(
         id=row["id"],
         customer_id=row["customer_id"],
         currency=row["currency"],
         status=row["status"],
-        state=decode_state(row["state"]),
+        state=codec.from_json(Subscription, row["state"]),
         next_boundary_at=row["next_boundary_at"],
         version=row["version"],
         test_clock_id=row["test_clock_id"],
@@ -192,5 +177,5 @@ async def pending_lines(
     return [(row["id"], codec.from_json(kind, row["line"])) for row in rows]
 
 
-def with_state(record: SubscriptionRecord, state: Any, **changes: Any) -> SubscriptionRecord:
+def with_state(record: SubscriptionRecord, state: Subscription, **changes: Any) -> SubscriptionRecord:
     return replace(record, state=state, **changes)

@@ -90,6 +90,18 @@ CREATE TRIGGER subscriptions_wakeup AFTER INSERT OR UPDATE ON subscriptions
 CREATE TRIGGER test_clocks_wakeup AFTER UPDATE OF frozen_time ON test_clocks
     FOR EACH STATEMENT EXECUTE FUNCTION notify_invoicer();
 
+-- Lets one statement (the invoicer's close) abort itself when a count it wrote is not the
+-- count it expected.
+CREATE FUNCTION invoicer_assert(ok boolean, message text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ok THEN
+        RAISE EXCEPTION '%', message USING ERRCODE = 'data_exception';
+    END IF;
+    RETURN true;
+END
+$$;
+
 -- Proration lines created by a change with create_prorations, waiting for the next invoice.
 -- `line` is the domain's InvoiceLine, written by billing.store.codec; invoice_id is set by the
 -- close that bills it, in the close's transaction.
@@ -214,11 +226,6 @@ BEGIN
         RAISE EXCEPTION 'invoice % is finalized and cannot be deleted; void it or issue a credit note', OLD.id
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NOT ((OLD.status = 'open' AND NEW.status IN ('paid', 'void', 'uncollectible'))
-            OR (OLD.status = 'uncollectible' AND NEW.status IN ('paid', 'void'))) THEN
-        RAISE EXCEPTION 'invoice % is %: it cannot become %', OLD.id, OLD.status, NEW.status
-            USING ERRCODE = 'check_violation';
-    END IF;
     IF (NEW.id, NEW.customer_id, NEW.subscription_id, NEW.boundary, NEW.kind, NEW.currency,
         NEW.issuing_entity, NEW.number, NEW.number_seq, NEW.period_start, NEW.period_end,
         NEW.subtotal, NEW.discount, NEW.tax, NEW.total, NEW.credit_applied, NEW.amount_due,
@@ -231,6 +238,20 @@ BEGIN
         OLD.finalize_at, OLD.finalized_at, OLD.rating_inputs, OLD.test_clock_id, OLD.traceparent,
         OLD.created_at) THEN
         RAISE EXCEPTION 'invoice % is finalized: only its status may change', OLD.id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        IF NOT ((OLD.status = 'open' AND NEW.status IN ('paid', 'void', 'uncollectible'))
+                OR (OLD.status = 'uncollectible' AND NEW.status IN ('paid', 'void'))) THEN
+            RAISE EXCEPTION 'invoice % is %: it cannot become %', OLD.id, OLD.status, NEW.status
+                USING ERRCODE = 'check_violation';
+        END IF;
+    ELSIF (NEW.status_changed_at, NEW.paid_at, NEW.voided_at, NEW.marked_uncollectible_at,
+           NEW.payment_reference)
+          IS DISTINCT FROM
+          (OLD.status_changed_at, OLD.paid_at, OLD.voided_at, OLD.marked_uncollectible_at,
+           OLD.payment_reference) THEN
+        RAISE EXCEPTION 'invoice % is finalized: its status columns change only with its status', OLD.id
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NEW;

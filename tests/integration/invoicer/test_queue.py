@@ -1,0 +1,102 @@
+"""The queue: wake-ups are hints and polling is the guarantee; a parked subscription blocks nobody."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from billing.store import period_queue
+from tests import invoicer_world as world
+from tests.integration.invoicer.conftest import config, eventually, running
+
+
+async def _due(pool: asyncpg.Pool[Any], count: int) -> list[str]:
+    ids = await world.simple_catalog(pool)
+    catalog = await world.snapshot(pool)
+    customers = await world.customers(pool, count)
+    return await world.subscribe(pool, catalog, customers, start=world.month_ago(), seats=[1] * count,
+                                 prices=[ids.seat_price, ids.message_price])  # fmt: skip
+
+
+async def _invoices(pool: asyncpg.Pool[Any]) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM invoices")
+    return count
+
+
+async def test_a_notification_wakes_an_idle_worker_long_before_its_next_poll(
+    invoicer_url: str, pool: asyncpg.Pool[Any]
+) -> None:
+    async with running(invoicer_url, config(poll=60)):
+        await _due(pool, 1)  # the insert's trigger sends the NOTIFY
+        assert await eventually(lambda: _has(pool, 1), seconds=10)
+
+
+async def test_work_whose_notification_was_lost_is_found_by_polling(
+    invoicer_url: str, pool: asyncpg.Pool[Any]
+) -> None:
+    # The wake-up trigger off: the rows arrive without any NOTIFY, as if it had been lost.
+    await pool.execute("ALTER TABLE subscriptions DISABLE TRIGGER subscriptions_wakeup")
+    async with running(invoicer_url, config(poll=0.5)):
+        await _due(pool, 3)
+        assert await eventually(lambda: _has(pool, 3), seconds=20)
+
+
+async def _has(pool: asyncpg.Pool[Any], count: int) -> bool:
+    return await _invoices(pool) >= count
+
+
+async def test_a_parked_subscription_does_not_block_the_others(
+    invoicer_url: str, pool: asyncpg.Pool[Any]
+) -> None:
+    subs = await _due(pool, 20)
+    broken = subs[0]
+    # An inconsistency: an invoice already exists for the boundary the subscription says is open.
+    await pool.execute(
+        """
+        INSERT INTO invoices (id, customer_id, subscription_id, boundary, kind, currency)
+        SELECT 'in_stray', customer_id, id, next_boundary_at, 'closing', currency
+        FROM subscriptions WHERE id = $1
+        """,
+        broken,
+    )
+    async with running(invoicer_url, config()):
+        assert await eventually(lambda: _has(pool, 20))
+        parked = await eventually(
+            lambda: pool.fetchval("SELECT parked_reason IS NOT NULL FROM subscriptions WHERE id = $1", broken)
+        )
+    assert parked
+    reason = await pool.fetchval("SELECT parked_reason FROM subscriptions WHERE id = $1", broken)
+    assert "already has an invoice" in reason
+    closed = await pool.fetchval(
+        "SELECT count(*) FROM invoices WHERE subscription_id = ANY($1::text[])", subs[1:]
+    )
+    assert closed == 19
+
+
+async def test_failures_back_off_exponentially_then_park_with_the_reason(pool: asyncpg.Pool[Any]) -> None:
+    [sub_id] = await _due(pool, 1)
+    policy = period_queue.RetryPolicy(base=timedelta(seconds=10), max_attempts=3)
+    delays = []
+    for attempt in range(1, 4):
+        await pool.execute("UPDATE subscriptions SET next_attempt_at = NULL WHERE id = $1", sub_id)
+        async with pool.acquire() as connection:
+            [claim] = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
+            parked = await period_queue.fail(connection, claim.lease, f"boom {attempt}", policy)
+            delay = await connection.fetchval(
+                "SELECT extract(epoch FROM next_attempt_at - now())::int FROM subscriptions WHERE id = $1",
+                sub_id,
+            )
+        delays.append(delay)
+        assert (parked is not None) == (attempt == 3)
+    assert [round(d / 10) for d in delays] == [1, 2, 4]
+    row = await pool.fetchrow("SELECT parked_reason, attempts FROM subscriptions WHERE id = $1", sub_id)
+    assert row["attempts"] == 3
+    assert row["parked_reason"] == "failed 3 times; last error: boom 3"
+    # Parked means not claimable, until a person unparks it.
+    async with pool.acquire() as connection:
+        await pool.execute("UPDATE subscriptions SET next_attempt_at = NULL WHERE id = $1", sub_id)
+        assert await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30)) == []
+        assert await period_queue.unpark(connection, sub_id)
+        assert len(await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))) == 1
