@@ -1017,7 +1017,12 @@ def orchestrate(args: argparse.Namespace) -> int:
                     _check(result, f"{case} single-event calls")
                     single_rounds[case].append(result)
                 noop.process.send_signal(signal.SIGTERM)  # it reads no commands
-                noop.process.wait(10)
+                try:
+                    noop.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    # Its figures are taken; on a loaded machine its graceful stop can lag.
+                    noop.process.kill()
+                    noop.process.wait()
                 replay = load.ask(
                     {
                         "cmd": "stream", "mode": "replay", "streams": args.streams,

@@ -24,8 +24,10 @@ from billing.store._types import Connection
 from billing.store.unit_of_work import CONNECTION_ERRORS
 
 # NOTE: the fingerprint hashes the resolved customer id (not the reference used), the meter, the
-# instant in microseconds, the properties as canonical jsonb text and the value without
-# trailing zeros, so "1.50" and "1.5", or a customer named by id and by CRM id, are one payload.
+# instant, the properties as jsonb and the value as numeric (hash_record_extended, 64 bits; see
+# migration 0008): jsonb hashes its canonical form and numeric ignores trailing zeros, so
+# "1.50" and "1.5", or a customer named by id and by CRM id, are one payload. Migration 0008
+# hashes stored events with the same field types; change both together or never.
 #
 # Columns arrive as text joined by U+001F, which none of them can contain (ids and values are
 # validated, properties are JSON, which escapes control characters), and are split here: one
@@ -48,10 +50,10 @@ WITH input AS (
                          string_to_array($7, E'\\x1f'))
         WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, micros, props, value, ord)
 ), resolved AS (
-    SELECT r.*, md5(concat_ws(chr(31), r.customer_id, r.meter_id, r.micros, r.properties::text,
-                              r.value::text))::uuid AS fingerprint
+    SELECT r.*, hash_record_extended((r.customer_id, r.meter_id, r.occurred_at, r.properties, r.value), 0)
+                AS fingerprint
     FROM (
-        SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id, i.micros,
+        SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id,
                timestamptz 'epoch' + i.micros * interval '1 microsecond' AS occurred_at,
                i.props::jsonb AS properties, trim_scale(nullif(i.value, '')::numeric) AS value
         FROM input i

@@ -159,6 +159,18 @@ async def test_the_same_key_with_another_payload_is_a_conflict_and_the_first_eve
     assert json.loads(stored[0]["properties"]) == {"channel": "sms"}
 
 
+async def test_a_zero_value_and_no_value_are_different_payloads(connection: asyncpg.Connection) -> None:
+    # The fingerprint hashes a missing value (NULL) and zero to values one apart: still unequal.
+    customer = await _customer(connection)
+    key = _key()
+    assert await insert_usage(connection, _rows((key, customer, "", METER_ID, HOUR_AGO, "{}", "0"))) == [
+        Stored.ACCEPTED
+    ]
+    assert await insert_usage(connection, _rows((key, customer, "", METER_ID, HOUR_AGO, "{}", ""))) == [
+        Stored.CONFLICT
+    ]
+
+
 async def test_a_changed_payload_within_one_batch_is_a_conflict_of_the_later_copy(
     connection: asyncpg.Connection,
 ) -> None:
