@@ -21,7 +21,8 @@ What runs, all in one invocation (about 35 s, capped at 60 s by a watchdog):
 Before measuring, the real server's answer to the cart is checked against hand-computed amounts.
 
 stdout: one JSON object per line per case (DESIGN.md §9), nothing else; progress goes to stderr.
-``--py-spy BIN --profile-out FILE`` also records the real server with py-spy during its window.
+``--py-spy BIN --profile-out FILE`` also records the real server with py-spy during the first
+window of ``--profile-case`` (the cached cart by default, or the distinct one).
 The roles ``noop-server`` and ``client`` are this same file run with ``--role``.
 """
 
@@ -645,6 +646,10 @@ def run_client(
     return results
 
 
+# The client's target index of each case the real server serves (see ``orchestrate``).
+PROFILED = {"realistic_cart": 0, "realistic_cart_distinct": 1}
+
+
 def _py_spy_argv(args: argparse.Namespace, pid: int) -> list[str]:
     """py-spy over one measurement window of the rating server, as collapsed stacks."""
     duration_s = str(max(1, int(args.measure_s)))
@@ -695,7 +700,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 )
 
                 def on_measuring(target: int, round_: int) -> None:
-                    if args.py_spy and target == 0 and round_ == 0:
+                    if args.py_spy and target == PROFILED[args.profile_case] and round_ == 0:
                         procs.start(
                             "py-spy",
                             _py_spy_argv(args, real_server.pid),
@@ -759,6 +764,7 @@ def main() -> int:
     parser.add_argument("--measure-s", type=float, default=DEFAULT_MEASURE_S, help="one window")
     parser.add_argument("--py-spy", metavar="BIN", help="record the rating server's first window with py-spy")
     parser.add_argument("--profile-out", default="quote-profile.txt", help="py-spy raw (collapsed) output")
+    parser.add_argument("--profile-case", choices=sorted(PROFILED), default="realistic_cart")
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", help=argparse.SUPPRESS)
