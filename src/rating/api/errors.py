@@ -115,5 +115,11 @@ def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[R
 
 def check_decoded(request: object) -> None:
     """Raise InvalidArgument for a streamed message that could not be decoded."""
+    decoded(request)
+
+
+def decoded(request: Request | Undecodable) -> Request:
+    """The request message; InvalidArgument when its bytes could not be decoded."""
     if isinstance(request, Undecodable):
         raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")
+    return request
