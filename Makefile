@@ -20,7 +20,7 @@ $(UV):
 install: .venv/.installed
 
 run: install
-	$(BIN)/billing serve --migrate --seed-demo
+	$(BIN)/billing serve --migrate --seed-demo --with-invoicer
 
 lint: install
 	$(BIN)/ruff check .

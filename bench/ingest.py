@@ -8,7 +8,8 @@ What runs, all in one invocation (about 40 s; a watchdog stops everything if it 
   embedded PostgreSQL in a temporary folder when ``DATABASE_URL`` is unset; migrated and seeded
   with the demo catalog, whose meter ``conversation.message`` (sum of ``value``, dimension
   ``channel``) every event feeds; the customers are created through ``CustomerService``;
-- the real rating server, ``python -m billing.cli serve`` (uvloop, JSON logs at INFO), pinned to
+- the real rating server, ``python -m billing.cli serve`` (uvloop, JSON logs at INFO, every call
+  authenticated: an admin token sets the stage, a ``usage:write`` token carries the load), pinned to
   the first CPU (helpers shared with bench/quote.py);
 - the load generator, pinned to the second CPU: grpc.aio with uvloop. Every request is built as
   serialized bytes before anything is measured (each event has its own idempotency key) and
@@ -17,7 +18,8 @@ What runs, all in one invocation (about 40 s; a watchdog stops everything if it 
 - the baseline, pinned to the first CPU (the server's, idle meanwhile): plain asyncpg inserting
   the same rows (same generator, batch size and number of events, as many connections as there
   are streams) into a bare table with the same columns and no constraint or index, with the same
-  one-statement ``INSERT ... SELECT FROM unnest(...)`` and the same conversions in SQL.
+  one-statement ``INSERT ... SELECT FROM unnest(...)``, the same columns joined into texts and
+  the same conversions in SQL.
 
 Cases, one JSON line per figure on stdout (progress on stderr):
 
@@ -127,13 +129,16 @@ CREATE TABLE {BARE_TABLE} (
     occurred_at timestamptz, idempotency_key text, customer_id text, meter_id text,
     properties jsonb, value numeric, received_at timestamptz DEFAULT now(), cancelled_at timestamptz
 )"""
-# The same conversions the real insert does in SQL: epoch to timestamptz, text to jsonb and numeric.
+# The same transport and conversions as the real insert (billing.store.usage): columns as texts
+# joined by U+001F (asyncpg encodes one text far faster than an array), epoch microseconds to
+# timestamptz, text to jsonb and numeric.
 BARE_INSERT = f"""
 INSERT INTO {BARE_TABLE} (occurred_at, idempotency_key, customer_id, meter_id, properties, value)
-SELECT timestamptz 'epoch' + (s * 1000000 + n / 1000) * interval '1 microsecond', k, c, m, p::jsonb,
-       nullif(v, '')::numeric
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::text[])
-    AS t(k, c, m, s, n, p, v)
+SELECT timestamptz 'epoch' + u * interval '1 microsecond', k, c, m, p::jsonb, nullif(v, '')::numeric
+FROM unnest(string_to_array($1, E'\\x1f'), string_to_array($2, E'\\x1f'), string_to_array($3, E'\\x1f'),
+            string_to_array($4, E'\\x1f')::bigint[], string_to_array($5, E'\\x1f'),
+            string_to_array($6, E'\\x1f'))
+    AS t(k, c, m, u, p, v)
 """
 
 
@@ -385,6 +390,8 @@ def client(args: argparse.Namespace) -> None:
     server_pid: int = config["server_pid"]
     postmaster: int | None = config["postmaster"]
     options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 16 << 20)]
+    # Every call carries the usage writer's token (the no-op server gets it too, and ignores it).
+    metadata = _bearer(config["token"])
 
     started = time.perf_counter()
     encoder = Encoder(_events(config))
@@ -416,7 +423,7 @@ def client(args: argparse.Namespace) -> None:
 
         async def worker(channel: Any) -> None:
             call = channel.stream_stream(STREAM_METHOD)(
-                timeout=command["warmup_s"] + command["measure_s"] + 30
+                timeout=command["warmup_s"] + command["measure_s"] + 30, metadata=metadata
             )
             perf = time.perf_counter
             try:
@@ -511,7 +518,7 @@ def client(args: argparse.Namespace) -> None:
                 _, request = singles.take()
                 began = perf()
                 try:
-                    answer = await stub(request, timeout=CALL_TIMEOUT_S)
+                    answer = await stub(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
                 except grpc.aio.AioRpcError as error:
                     errors.append(f"{error.code().name}: {error.details()}")
                     if len(errors) > 100:
@@ -606,31 +613,29 @@ def baseline(args: argparse.Namespace) -> None:
     properties = [json.dumps({"channel": channel}, separators=(",", ":")) for _, channel, *_ in combos]
     next_row = [0]
 
-    def columns(count: int) -> list[tuple[list[Any], ...]]:
-        """``count`` batches of the next rows, as the arrays the statement takes."""
+    def columns(count: int) -> list[tuple[str, ...]]:
+        """``count`` batches of the next rows, as the joined columns the statement takes."""
         out = []
         for _ in range(count):
             first, next_row[0] = next_row[0], next_row[0] + BATCH_EVENTS
-            keys, customers, meters, seconds, nanos, props, values = [], [], [], [], [], [], []
+            keys, customers, meters, micros, props, values = [], [], [], [], [], []
             for i in range(first, first + BATCH_EVENTS):
                 t = i % events.combos
                 customer, _, value, second, nano = combos[t]
                 keys.append(events.key(i))
                 customers.append(customer)
                 meters.append(events.meter_id)
-                seconds.append(second)
-                nanos.append(nano)
+                micros.append(str(second * 1_000_000 + nano // 1000))
                 props.append(properties[t])
                 values.append(value)
-            out.append((keys, customers, meters, seconds, nanos, props, values))
+            fields = (keys, customers, meters, micros, props, values)
+            out.append(tuple("\x1f".join(field) for field in fields))
         return out
 
-    async def insert_all(
-        connection: Any, queue: Iterator[tuple[list[Any], ...]], latencies: list[float]
-    ) -> None:
-        for arrays in queue:  # shared by the connections: each takes the next batch
+    async def insert_all(connection: Any, queue: Iterator[tuple[str, ...]], latencies: list[float]) -> None:
+        for joined in queue:  # shared by the connections: each takes the next batch
             began = time.perf_counter()
-            await connection.execute(BARE_INSERT, *arrays)
+            await connection.execute(BARE_INSERT, *joined)
             latencies.append((time.perf_counter() - began) * 1000)
 
     async def run() -> None:
@@ -701,7 +706,28 @@ def reap_killed_runs() -> None:
         log(f"cleaned up after a killed run: {folder}")
 
 
-def create_customers(target: str, count: int) -> list[str]:
+async def issue_tokens(url: str) -> tuple[str, str]:
+    """Secrets of two tokens, as production has them: an admin's to set the stage, and a usage
+    writer's for the load (server default limits: 10,000 calls/s, 8 streams)."""
+    from billing.store.api_tokens import PostgresTokenStore
+    from billing.store.database import create_pool
+    from rating.usecases.tokens import issue_token
+
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        store = PostgresTokenStore(pool)
+        admin = await issue_token(store, f"bench-admin-{secrets.token_hex(4)}", ["billing:admin"])
+        writer = await issue_token(store, f"bench-usage-{secrets.token_hex(4)}", ["usage:write"])
+        return admin.secret, writer.secret
+    finally:
+        await pool.close()
+
+
+def _bearer(secret: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {secret}"),)
+
+
+def create_customers(target: str, count: int, token: str) -> list[str]:
     """Customers through the API; their ids (without ``customers/``)."""
     import grpc
 
@@ -719,19 +745,20 @@ def create_customers(target: str, count: int) -> list[str]:
                     request_id=f"bench-{uuid.uuid4().hex}",
                 ),
                 timeout=5,
+                metadata=_bearer(token),
             ).customer
             ids.append(customer.name.removeprefix("customers/"))
     return ids
 
 
-def meter_id(target: str) -> str:
+def meter_id(target: str, token: str) -> str:
     import grpc
 
     from billing.v1 import catalog_pb2, catalog_pb2_grpc
 
     with grpc.insecure_channel(target) as channel:
         meters = catalog_pb2_grpc.CatalogServiceStub(channel).ListMeters(
-            catalog_pb2.ListMetersRequest(page_size=1000), timeout=5
+            catalog_pb2.ListMetersRequest(page_size=1000), timeout=5, metadata=_bearer(token)
         )
     for meter in meters.meters:
         if meter.event_name == METER:
@@ -880,12 +907,14 @@ def orchestrate(args: argparse.Namespace) -> int:
         reap_killed_runs()
         with database(workdir, name) as url:
             try:
+                # Issued before the server starts, so it loads them with everything else.
+                admin_token, usage_token = asyncio.run(issue_tokens(url))
                 server, port = start_real_server(procs, url, server_cpu, server_log)
                 target = f"127.0.0.1:{port}"
                 wait_serving(target, server, server_log, timeout_s=20)
                 log(f"rating server SERVING on {target} (pid {server.pid})")
-                customers = create_customers(target, args.customers)
-                meter = meter_id(target)
+                customers = create_customers(target, args.customers, admin_token)
+                meter = meter_id(target, admin_token)
                 postmaster = asyncio.run(_postmaster_of(url, name))
                 log(
                     f"{len(customers)} customers created, meter {METER} = {meter}; "
@@ -907,6 +936,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                             "base_s": int(time.time()) - 60,
                             "server_pid": server.pid,
                             "postmaster": postmaster,
+                            "token": usage_token,
                         }
                     )
                 )

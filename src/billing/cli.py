@@ -1,8 +1,11 @@
 """The ``billing`` command: the operators' composition root (DESIGN.md §1).
 
-    billing serve [--migrate] [--seed-demo]   run the rating gRPC server until SIGTERM/Ctrl-C
+    billing serve [--migrate] [--seed-demo] [--with-invoicer]
+                                              run the rating gRPC server (and an invoicer
+                                              worker) until SIGTERM/Ctrl-C
     billing migrate                           apply pending SQL migrations
     billing seed-demo                         load the demo catalog into an empty catalog
+    billing tokens create|revoke|list         API tokens (every RPC needs one)
     billing quote --plan essential-monthly --seats 5 --usage conversation.message:channel=whatsapp=1200
 
 Without ``DATABASE_URL`` every command uses the embedded PostgreSQL in ./var/pgdata.
@@ -15,15 +18,18 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
+from billing.cli_tokens import add_token_commands, demo_token, run_tokens
 from billing.store.database import create_pool, resolve_database_url
 from billing.store.migrate import migrate
 from billing.store.unit_of_work import PostgresUnitOfWork
 from billing.telemetry import configure_logging
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+T = TypeVar("T")
 
 # The embedded PostgreSQL forks pg_ctl while grpc threads run. grpc's fork handlers serve
 # children that use grpc after fork, which ours never do; they only print warnings.
@@ -56,6 +62,7 @@ async def _seed(url: str) -> None:
     finally:
         await pool.close()
     print("demo catalog loaded" if created else "catalog not empty: demo not loaded", file=sys.stderr)
+    print(f"demo token (scopes quote, billing:read) in {await demo_token(url)}", file=sys.stderr)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -66,9 +73,38 @@ async def _serve(args: argparse.Namespace) -> None:
             await _migrate(url)
         if args.seed_demo:
             await _seed(url)
-        config = ServerConfig(host=args.host, port=args.port)
+        config = ServerConfig(host=args.host, port=args.port, tls=_tls(args))
         print(_HOW_TO_CALL.format(target=f"{args.host}:{args.port}"), file=sys.stderr)
-        await serve_until_signal(url, config)
+        if args.with_invoicer:
+            await _serve_with_invoicer(url, config)
+        else:
+            await serve_until_signal(url, config)
+
+
+async def _serve_with_invoicer(url: str, config: Any) -> None:
+    """The rating server and one invoicer worker in this process, both stopped by one signal."""
+    import signal
+
+    from invoicer.main import config_from_env, run_invoicer
+    from rating.server import serving
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serving(url, config):
+        await run_invoicer(url, config_from_env(), stop)
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    from rating.api.tls import TlsFiles
+
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
+    ca = Path(args.tls_client_ca) if args.tls_client_ca else None
+    return TlsFiles(Path(args.tls_cert), Path(args.tls_key), ca)
 
 
 async def _one_shot(action: str) -> None:
@@ -79,11 +115,19 @@ async def _one_shot(action: str) -> None:
             await _seed(url)
 
 
+async def _tokens(args: argparse.Namespace) -> int:
+    async with _database() as url:
+        return await run_tokens(url, args)
+
+
 _HOW_TO_CALL = """
-Rating service on {target}. Try:
+Rating service on {target}. Every call needs a token (see billing tokens --help); with
+--seed-demo, var/demo-token holds one for quotes and catalog reads. Try:
+  export BILLING_TOKEN=$(cat var/demo-token)
   billing quote --plan essential-monthly --seats 5 --usage conversation.message:channel=whatsapp=1200 \\
       --usage ai_agent.conversation:outcome=resolved=300 --coupon LAUNCH20
   billing quote --plan expert-yearly --seats 12 --json
+  grpcurl -plaintext -H "authorization: Bearer $BILLING_TOKEN" {target} billing.v1.CatalogService/ListPlans
 Ctrl-C stops the server (and the embedded database).
 """
 
@@ -96,8 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
     serve.add_argument("--seed-demo", action="store_true", help="load the demo catalog if empty")
+    serve.add_argument(
+        "--with-invoicer", action="store_true", help="also run an invoicer worker in this process"
+    )
+    for flag, env, what in (
+        ("--tls-cert", "BILLING_TLS_CERT", "server certificate chain (PEM): serve TLS"),
+        ("--tls-key", "BILLING_TLS_KEY", "its private key (PEM)"),
+        ("--tls-client-ca", "BILLING_TLS_CLIENT_CA", "CA (PEM) client certificates must chain to: mTLS"),
+    ):
+        serve.add_argument(flag, default=os.environ.get(env) or None, help=f"{what}; env {env}")
     commands.add_parser("migrate", help="apply pending migrations")
     commands.add_parser("seed-demo", help="load the demo catalog into an empty catalog")
+    add_token_commands(commands)
     quote = commands.add_parser("quote", help="ask the rating server for a quote")
     _quote_arguments(quote)
     args = parser.parse_args(argv)
@@ -108,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from billing.cli_quote import run_quote
 
         return run_quote(args)
+    elif args.command == "tokens":
+        return _run(_tokens(args))
     else:
         _run(_one_shot(args.command))
     return 0
@@ -137,15 +193,21 @@ def _quote_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--coupon", action="append", default=[], metavar="CODE")
     parser.add_argument("--json", action="store_true", help="print the quote as JSON")
+    parser.add_argument(
+        "--token", default=os.environ.get("BILLING_TOKEN"), help="API token; env BILLING_TOKEN"
+    )
+    parser.add_argument("--ca-cert", help="trust this CA (PEM) and use TLS")
+    parser.add_argument("--client-cert", help="client certificate (PEM), for a server requiring mTLS")
+    parser.add_argument("--client-key", help="its private key (PEM)")
 
 
-def _run(coroutine: Any) -> None:
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 
-        uvloop.run(coroutine)
+        return uvloop.run(coroutine)
     except ImportError:  # uvloop has no Windows build; the standard loop is fine there
-        asyncio.run(coroutine)
+        return asyncio.run(coroutine)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
@@ -78,11 +79,26 @@ def render_table(quote: rating_pb2.Quote) -> str:
     return "\n".join(out)
 
 
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    if not args.ca_cert:
+        return grpc.insecure_channel(args.target)
+    key = Path(args.client_key).read_bytes() if args.client_key else None
+    cert = Path(args.client_cert).read_bytes() if args.client_cert else None
+    credentials = grpc.ssl_channel_credentials(Path(args.ca_cert).read_bytes(), key, cert)
+    return grpc.secure_channel(args.target, credentials)
+
+
 def run_quote(args: argparse.Namespace) -> int:
     request = build_request(args)
-    with grpc.insecure_channel(args.target) as channel:
+    if not args.token:
+        print("give a token: --token or env BILLING_TOKEN (billing tokens create ...)", file=sys.stderr)
+        return 1
+    metadata = (("authorization", f"Bearer {args.token}"),)
+    with _channel(args) as channel:
         try:
-            response = rating_pb2_grpc.RatingServiceStub(channel).Quote(request, timeout=10)
+            response = rating_pb2_grpc.RatingServiceStub(channel).Quote(
+                request, timeout=10, metadata=metadata
+            )
         except grpc.RpcError as error:
             print(f"{error.code().name}: {error.details()}", file=sys.stderr)
             return 1

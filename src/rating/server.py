@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,17 +20,33 @@ from grpc_health.v1 import _async as health_aio  # health.aio, which the stubs l
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from billing.store.api_tokens import load_tokens, watch_tokens
+from billing.store.billing_unit_of_work import PostgresBillingUnitOfWork
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
-from billing.store.unit_of_work import PostgresUnitOfWork
 from billing.store.usage import PostgresUsageStore
-from billing.v1 import catalog_pb2, customer_pb2, rating_pb2, usage_pb2
+from billing.v1 import (
+    catalog_pb2,
+    customer_pb2,
+    invoice_pb2,
+    rating_pb2,
+    subscription_pb2,
+    test_clock_pb2,
+    usage_pb2,
+)
+from rating.api.access import AccessControl, TokenTable
+from rating.api.limits import LimitDefaults
 from rating.api.registration import add_service
+from rating.api.scopes import check_covered
 from rating.api.servicers._support import Dependencies
 from rating.api.servicers.catalog import CatalogServicer
 from rating.api.servicers.customers import CustomerServicer
+from rating.api.servicers.invoices import InvoiceServicer
 from rating.api.servicers.rating import RatingServicer
+from rating.api.servicers.subscriptions import SubscriptionServicer
+from rating.api.servicers.test_clocks import TestClockServicer
 from rating.api.servicers.usage import UsageServicer
+from rating.api.tls import TlsFiles, server_credentials
 from rating.catalog_cache import CatalogCache
 from rating.usecases.usage import GroupCommitter
 
@@ -39,12 +55,16 @@ log = structlog.get_logger(__name__)
 LIVENESS = "billing.liveness"
 
 
-SERVICE_NAMES = (
-    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
-    customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
-    rating_pb2.DESCRIPTOR.services_by_name["RatingService"].full_name,
-    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
+SERVICES = (
+    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"],
+    customer_pb2.DESCRIPTOR.services_by_name["CustomerService"],
+    rating_pb2.DESCRIPTOR.services_by_name["RatingService"],
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"],
+    test_clock_pb2.DESCRIPTOR.services_by_name["TestClockService"],
+    subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
+    invoice_pb2.DESCRIPTOR.services_by_name["InvoiceService"],
 )
+SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,10 @@ class ServerConfig:
     pool_max: int = 10
     catalog_poll_seconds: float = 0.25
     health_poll_seconds: float = 1.0
+    # A revoked token stops working within about this long (plus the reload).
+    token_poll_seconds: float = 0.25
+    limits: LimitDefaults = field(default_factory=LimitDefaults)
+    tls: TlsFiles | None = None  # None: plaintext (behind a mesh or on loopback)
 
 
 @dataclass
@@ -86,11 +110,13 @@ class RunningServer:
 async def start_server(
     database_url: str, config: ServerConfig = ServerConfig(), clock: Callable[[], datetime] | None = None
 ) -> RunningServer:
+    check_covered(SERVICES)
     pool = await create_pool(database_url, min_size=config.pool_min, max_size=config.pool_max)
     cache = CatalogCache(await load_catalog(pool))
+    tokens = TokenTable(await load_tokens(pool))
     deps = Dependencies(
-        unit_of_work=lambda: PostgresUnitOfWork(pool),
-        read_only=lambda: PostgresUnitOfWork(pool, read_only=True),
+        unit_of_work=lambda: PostgresBillingUnitOfWork(pool),
+        read_only=lambda: PostgresBillingUnitOfWork(pool, read_only=True),
         catalog=cache,
         clock=clock or (lambda: datetime.now(UTC)),
     )
@@ -99,7 +125,7 @@ async def start_server(
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[AccessControl(tokens, config.limits)])
     catalog = CatalogServicer(deps)
     add_service(server, catalog, catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"])
     add_service(server, CustomerServicer(deps), customer_pb2.DESCRIPTOR.services_by_name["CustomerService"])
@@ -107,6 +133,15 @@ async def start_server(
     usage_store = PostgresUsageStore(pool)
     usage_servicer = UsageServicer(deps, usage_store, GroupCommitter(usage_store))
     add_service(server, usage_servicer, usage_pb2.DESCRIPTOR.services_by_name["UsageService"])
+    add_service(
+        server, TestClockServicer(deps), test_clock_pb2.DESCRIPTOR.services_by_name["TestClockService"]
+    )
+    add_service(
+        server,
+        SubscriptionServicer(deps),
+        subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
+    )
+    add_service(server, InvoiceServicer(deps), invoice_pb2.DESCRIPTOR.services_by_name["InvoiceService"])
     health_servicer = health_aio.HealthServicer()
     # Liveness is the process answering at all; readiness ("" and each service) is the database.
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
@@ -114,11 +149,18 @@ async def start_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, reflection.SERVICE_NAME, health.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    if config.tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(config.tls))
     await server.start()
     tasks = [
         asyncio.create_task(
             watch_catalog(pool, cache.version, cache.publish, poll_interval=config.catalog_poll_seconds)
+        ),
+        asyncio.create_task(
+            watch_tokens(pool, tokens.version, tokens.publish, poll_interval=config.token_poll_seconds)
         ),
         asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
         asyncio.create_task(_maintain_partitions(usage_store, deps.clock)),

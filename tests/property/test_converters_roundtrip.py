@@ -285,6 +285,8 @@ customers = st.builds(
     crm_account_id=optional_key,
     accounting_id=optional_key,
     metadata=metadata,
+    test_clock_id=st.none() | ids,
+    has_payment_method=st.booleans(),
     created_at=st.none() | instants,
     updated_at=st.none() | instants,
 )

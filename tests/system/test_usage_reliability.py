@@ -37,6 +37,7 @@ from billing.v1 import catalog_pb2 as cpb
 from billing.v1 import catalog_pb2_grpc, customer_pb2_grpc, usage_pb2_grpc
 from billing.v1 import customer_pb2 as cust
 from billing.v1 import usage_pb2 as pb
+from tests.integration.api.auth import authorized_channel, issue
 from tests.integration.api.rpc import request_id
 
 SEED = 20_251_104
@@ -109,10 +110,11 @@ async def _server_process(url: str) -> AsyncIterator[int]:
 
 @contextlib.asynccontextmanager
 async def _server_and_channels(url: str, count: int = 1) -> AsyncIterator[list[grpc.aio.Channel]]:
+    token = await issue(url, f"reliability-{uuid.uuid4().hex[:8]}", ["billing:admin"])
     async with _server_process(url) as port:
         # A subchannel pool of its own per channel, or they would share one connection.
         channels = [
-            grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+            authorized_channel(f"127.0.0.1:{port}", token, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(count)
         ]
         try:
@@ -637,7 +639,7 @@ class _PoolOfTerminatedConnections:
 
 async def test_the_protocol_error_asyncpg_raises_for_a_terminated_backend_is_unavailable() -> None:
     rows = UsageRows()
-    rows.add("key", "cus_1", "", "mtr_1", 1_700_000_000, 0, "{}", "1")
+    rows.add("key", "cus_1", "", "mtr_1", 1_700_000_000_000_000, "{}", "1")
     store = PostgresUsageStore(_PoolOfTerminatedConnections())  # type: ignore[arg-type]
     with pytest.raises(Unavailable):
         await store.insert(rows)

@@ -231,6 +231,12 @@ class Catalog:
     def coupon_by_code(self, code: str) -> Coupon:
         return _get(self._coupon_codes, code, "coupon with code")
 
+    def describe_price(self, price: Price) -> str:
+        """How a line of ``price`` is named on quotes and invoices: product name (nickname)."""
+        product = self.products.get(price.product_id)
+        name = product.name if product else price.product_id
+        return f"{name} ({price.nickname})" if price.nickname else name
+
 
 _T = TypeVar("_T")
 

@@ -29,6 +29,9 @@ class Customer:
 
     ``crm_account_id`` and ``accounting_id`` tie the customer to the CRM and the accounting
     system; each is unique when set, so a sync can find the one customer it means.
+    ``test_clock_id`` puts the customer in a test clock's simulated time, for good: moving it
+    between clocks would make its periods jump. ``has_payment_method`` decides whether a trial
+    that requires one converts or cancels at its end (docs/billing-rules.md §2).
     """
 
     id: str
@@ -41,5 +44,7 @@ class Customer:
     crm_account_id: str | None = None
     accounting_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    test_clock_id: str | None = None
+    has_payment_method: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None

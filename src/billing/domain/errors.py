@@ -65,6 +65,22 @@ class Unavailable(BillingError):
     """A dependency (the database) is down; the caller may retry."""
 
 
+class Unauthenticated(BillingError):
+    """The caller presented no credential we know, or one that was revoked."""
+
+
+class PermissionDenied(BillingError):
+    """The caller is known but its credential does not grant what the call needs."""
+
+
+class ResourceExhausted(BillingError):
+    """The caller went over one of its limits; it may retry after ``retry_after_ms``."""
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
 def _join(prefix: str, field: str) -> str:
     if not field:
         return prefix

@@ -185,7 +185,7 @@ def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
         price, inline = _select_price(item.price, catalog, path)
         kind = LineKind.USAGE if price.is_usage else LineKind.ITEM
         entries.append(
-            _Entry(_slot(kind, price, _describe(price, catalog), path, inline=inline), item.quantity)
+            _Entry(_slot(kind, price, catalog.describe_price(price), path, inline=inline), item.quantity)
         )
     for index, addon_id in enumerate(request.add_on_ids):
         path = f"add_ons[{index}]"
@@ -208,7 +208,7 @@ def _plan_slots(plan: Plan, catalog: Catalog) -> tuple[_Slot, ...]:
         slots.append(_slot(LineKind.SEAT, catalog.price(plan.seat_price_id), f"{plan.name} seats", "plan"))
     for price_id in plan.usage_price_ids:
         price = catalog.price(price_id)
-        slots.append(_slot(LineKind.USAGE, price, _describe(price, catalog), "plan"))
+        slots.append(_slot(LineKind.USAGE, price, catalog.describe_price(price), "plan"))
     for addon_id in plan.included_addon_ids:
         addon = catalog.addon(addon_id)
         description = f"{addon.name} (included)"
@@ -292,12 +292,6 @@ def _charge(entry: _Entry) -> Charge:
         return Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
     count = sum(e.transaction_count for e in entry.estimates)
     return entry.slot.price.model.charge(Usage(entry.quantity, transaction_count=count))
-
-
-def _describe(price: Price, catalog: Catalog) -> str:
-    product = catalog.products.get(price.product_id)
-    name = product.name if product else price.product_id
-    return f"{name} ({price.nickname})" if price.nickname else name
 
 
 def _coupon(catalog: Catalog, code: str, path: str, currency: str, as_of: datetime) -> Coupon:

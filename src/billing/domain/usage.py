@@ -8,7 +8,7 @@ the invoice and GetUsageSummary can never disagree about what a meter means.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,21 +34,30 @@ class LateWindow:
     def problem(self, occurred_at: datetime, now: datetime) -> str | None:
         return self.problem_at(occurred_at.timestamp(), now)
 
+    def bounds(self, now: datetime) -> tuple[float, float]:
+        """The earliest and the latest acceptable instant, in seconds since the epoch."""
+        now_s = now.timestamp()
+        return now_s - self.back.total_seconds(), now_s + self.ahead.total_seconds()
+
     def problem_at(self, epoch_seconds: float, now: datetime) -> str | None:
         """The same check on seconds since the epoch, which may be any number a sender sent
         (a datetime cannot even hold year 10000)."""
-        now_s = now.timestamp()
-        if epoch_seconds < now_s - self.back.total_seconds():
+        earliest, latest = self.bounds(now)
+        if epoch_seconds < earliest:
             return f"timestamp is more than {self.back.days} days in the past"
-        if epoch_seconds > now_s + self.ahead.total_seconds():
+        if epoch_seconds > latest:
             return f"timestamp is more than {int(self.ahead.total_seconds() // 60)} minutes in the future"
         return None
 
 
-def value_problem(meter: Meter, has_value: bool, properties: Mapping[str, str]) -> str | None:
+_VALUE_AGGREGATIONS = frozenset({Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST})
+
+
+def value_problem(meter: Meter, has_value: bool, properties: Container[str]) -> str | None:
     """Sum, max and latest meters aggregate the event's ``value``; unique_count counts distinct
-    values of the property named by the meter's ``value_property``; count needs neither."""
-    if meter.aggregation in (Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST) and not has_value:
+    values of the property named by the meter's ``value_property``; count needs neither.
+    ``properties`` are the event's property names (or its properties)."""
+    if meter.aggregation in _VALUE_AGGREGATIONS and not has_value:
         return f"meter {meter.event_name!r} aggregates {meter.aggregation.value}: value is required"
     if meter.aggregation is Aggregation.UNIQUE_COUNT and meter.value_property not in properties:
         return f"meter {meter.event_name!r} counts unique {meter.value_property!r}: that property is required"
@@ -114,14 +123,13 @@ class Stored(enum.Enum):
 
 @dataclass
 class UsageRows:
-    """Column arrays for one batch of events to store; row i of every list is event i."""
+    """Column lists for one batch of events to store; row i of every list is event i."""
 
     keys: list[str] = field(default_factory=list)
-    customer_ids: list[str] = field(default_factory=list)
-    crm_ids: list[str] = field(default_factory=list)
+    customer_ids: list[str] = field(default_factory=list)  # "" when named by crm_account_id
+    crm_ids: list[str] = field(default_factory=list)  # "" when named by id
     meter_ids: list[str] = field(default_factory=list)
-    seconds: list[int] = field(default_factory=list)
-    nanos: list[int] = field(default_factory=list)
+    micros: list[int] = field(default_factory=list)  # occurred_at, microseconds since the epoch
     properties: list[str] = field(default_factory=list)  # JSON objects as text
     values: list[str] = field(default_factory=list)  # "" for none
 
@@ -129,32 +137,42 @@ class UsageRows:
         return len(self.keys)
 
     def add(
-        self, key: str, customer_id: str, crm_id: str, meter_id: str, seconds: int, nanos: int,
-        properties: str, value: str,
-    ) -> None:  # fmt: skip
+        self, key: str, customer_id: str, crm_id: str, meter_id: str, micros: int, properties: str, value: str
+    ) -> None:
         self.keys.append(key)
         self.customer_ids.append(customer_id)
         self.crm_ids.append(crm_id)
         self.meter_ids.append(meter_id)
-        self.seconds.append(seconds)
-        self.nanos.append(nanos)
+        self.micros.append(micros)
         self.properties.append(properties)
         self.values.append(value)
 
-    def row(self, index: int) -> tuple[str, str, str, str, int, int, str, str]:
+    def row(self, index: int) -> tuple[str, str, str, str, int, str, str]:
         return (
             self.keys[index], self.customer_ids[index], self.crm_ids[index], self.meter_ids[index],
-            self.seconds[index], self.nanos[index], self.properties[index], self.values[index],
+            self.micros[index], self.properties[index], self.values[index],
         )  # fmt: skip
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, str, str, str, int, str, str]]) -> UsageRows:
+        """Columns from rows, each laid out as ``add`` takes them."""
+        if not rows:
+            return cls()
+        return cls(*(list(column) for column in zip(*rows, strict=True)))
 
     def extend(self, other: UsageRows) -> None:
         for mine, theirs in zip(self._columns(), other._columns(), strict=True):
             mine.extend(theirs)
 
+    def select(self, indexes: Iterable[int]) -> UsageRows:
+        """The rows at ``indexes``, in that order."""
+        chosen = list(indexes)
+        return UsageRows(*([column[i] for i in chosen] for column in self._columns()))
+
     def _columns(self) -> tuple[list[Any], ...]:
         return (
-            self.keys, self.customer_ids, self.crm_ids, self.meter_ids,
-            self.seconds, self.nanos, self.properties, self.values,
+            self.keys, self.customer_ids, self.crm_ids, self.meter_ids, self.micros, self.properties,
+            self.values,
         )  # fmt: skip
 
 

@@ -1,28 +1,23 @@
 """Loading the whole catalog as one consistent snapshot, and noticing when it changes.
 
 The rating service quotes from memory. A snapshot is read in one REPEATABLE READ transaction,
-version included, so it is exactly the catalog of that version. LISTEN/NOTIFY wakes the watcher
-early; polling the version row every ``poll_interval`` is what guarantees a change is seen
-(a notification can be lost while the listening connection reconnects).
+version included, so it is exactly the catalog of that version; ``version_watch`` reloads it
+when the stored version moves.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from billing.domain.catalog import Catalog
 from billing.store.tables import ADDONS, COUPONS, METERS, PLANS, PRICES, PRODUCTS, Table
+from billing.store.version_watch import watch_version
 
 CHANNEL = "catalog_changed"
-
-log = structlog.get_logger(__name__)
 
 
 async def _all(connection: PoolConnectionProxy[Any], table: Table[Any]) -> dict[str, Any]:
@@ -60,46 +55,12 @@ async def watch_catalog(
     poll_interval: float = 0.25,
 ) -> None:
     """Publish a new snapshot whenever the stored version moves past ``current()``. Runs forever."""
-    wake = asyncio.Event()
-    listener: PoolConnectionProxy[Any] | None = None
-
-    def on_notify(*_: object) -> None:
-        wake.set()
-
-    try:
-        while True:
-            try:
-                if listener is None:
-                    listener = await pool.acquire()
-                    await listener.add_listener(CHANNEL, on_notify)
-                if await current_version(pool) > current():
-                    result = publish(await load_catalog(pool))
-                    if result is not None:
-                        await result
-            except Exception as error:
-                # Polling retries: the database may be coming back. Quotes go on from the
-                # last snapshot meanwhile, which is still a consistent catalog.
-                log.warning("catalog refresh failed", error=type(error).__name__)
-                stale, listener = listener, None
-                await _release(pool, stale, on_notify)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
-            wake.clear()
-    finally:
-        await _release(pool, listener, on_notify)
-
-
-async def _release(
-    pool: asyncpg.Pool[Any], listener: PoolConnectionProxy[Any] | None, callback: Callable[..., None]
-) -> None:
-    """Give the listening connection back. One that cannot UNLISTEN (cut mid-query) is terminated
-    instead; one the pool already took back (its server connection died) needs nothing."""
-    if listener is None:
-        return
-    try:
-        await listener.remove_listener(CHANNEL, callback)
-    except Exception:
-        with contextlib.suppress(Exception):
-            listener.terminate()
-    with contextlib.suppress(Exception):
-        await pool.release(listener)
+    await watch_version(
+        pool,
+        channel=CHANNEL,
+        stored_version=current_version,
+        load=load_catalog,
+        current=current,
+        publish=publish,
+        poll_interval=poll_interval,
+    )

@@ -77,8 +77,9 @@ async def create_pool(
     application_name: str = DEFAULT_APPLICATION_NAME,
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT_S,
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
+    extra_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool[asyncpg.Record]:
-    """An opened asyncpg pool with the project's connection settings."""
+    """An opened asyncpg pool with the project's connection settings (plus ``extra_settings``)."""
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
@@ -86,7 +87,7 @@ async def create_pool(
         command_timeout=command_timeout,
         statement_cache_size=statement_cache_size,
         max_inactive_connection_lifetime=300.0,
-        server_settings=server_settings(application_name),
+        server_settings={**server_settings(application_name), **(extra_settings or {})},
     )
 
 

@@ -307,6 +307,8 @@ CUSTOMERS: Table[Customer] = Table(
         "crm_account_id",
         "accounting_id",
         "metadata",
+        "test_clock_id",
+        "has_payment_method",
     ),
     to_row=lambda c: (
         c.id,
@@ -319,6 +321,8 @@ CUSTOMERS: Table[Customer] = Table(
         c.crm_account_id,
         c.accounting_id,
         _json(dict(c.metadata)),
+        c.test_clock_id,
+        c.has_payment_method,
     ),
     from_row=lambda r: Customer(
         id=r["id"],
@@ -331,6 +335,8 @@ CUSTOMERS: Table[Customer] = Table(
         crm_account_id=r["crm_account_id"],
         accounting_id=r["accounting_id"],
         metadata=_meta(r),
+        test_clock_id=r["test_clock_id"],
+        has_payment_method=r["has_payment_method"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
     ),

@@ -1,9 +1,9 @@
 """Usage events in PostgreSQL: batched idempotent insert, cancellation, and aggregation.
 
-Ingest is one statement per batch, one round trip: the arrays go in as they came off the wire
-and PostgreSQL turns text into jsonb and numeric and epoch seconds into timestamptz, so no
+Ingest is one statement per batch, one round trip: the columns go in as a few texts and
+PostgreSQL turns text into jsonb and numeric and epoch microseconds into timestamptz, so no
 Python object is built per event. The dedupe table's primary key is what makes a replay a
-no-op; the statement only reports which keys were new.
+no-op; the statement answers only for the events it did not store.
 """
 
 from __future__ import annotations
@@ -26,115 +26,153 @@ from billing.store.unit_of_work import CONNECTION_ERRORS
 # NOTE: the fingerprint hashes the resolved customer id (not the reference used), the meter, the
 # instant in microseconds, the properties as canonical jsonb text and the value without
 # trailing zeros, so "1.50" and "1.5", or a customer named by id and by CRM id, are one payload.
-# A key sent twice in one batch is inserted once (its first copy, in ``firsts``); every copy
-# reports its own fingerprint and the first copy's, so equivalence is judged on the same terms
-# within a batch as across batches.
+#
+# Columns arrive as text joined by U+001F, which none of them can contain (ids and values are
+# validated, properties are JSON, which escapes control characters), and are split here: one
+# text is encoded far faster than an array. Keys and CRM ids may hold any character but NUL:
+# keys come joined too unless one holds the separator, then as an array ($1, else $8); CRM ids
+# as an array, NULL when no event uses one. A lone '' splits into no element at all; unnest
+# pads the shorter arrays with NULL, which reads like '' for the customer reference and value.
+#
+# The keys of one statement are distinct (insert_usage sends repeats in later rounds). Only the
+# events not stored now come back: unknown customers and keys already taken, with the payload
+# that took them as this statement's snapshot saw it (NULL if a concurrent batch took the key
+# after the snapshot). received_seq is one sequence value per statement, shifted past the
+# batch's positions (at most 10,000 < 2^14), so the order of receipt costs no nextval per event.
+SEPARATOR = "\x1f"
 _INSERT = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[],
-                         $7::text[], $8::text[])
-        WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, seconds, nanos, props, value, ord)
+    SELECT * FROM unnest(coalesce($1::text[], string_to_array($8, E'\\x1f')), string_to_array($2, E'\\x1f'),
+                         $3::text[], string_to_array($4, E'\\x1f'),
+                         string_to_array($5, E'\\x1f')::bigint[], string_to_array($6, E'\\x1f'),
+                         string_to_array($7, E'\\x1f'))
+        WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, micros, props, value, ord)
 ), resolved AS (
-    SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id,
-           i.seconds * 1000000 + i.nanos / 1000 AS micros,
-           timestamptz 'epoch' + (i.seconds * 1000000 + i.nanos / 1000) * interval '1 microsecond'
-               AS occurred_at,
-           i.props::jsonb AS properties,
-           trim_scale(nullif(i.value, '')::numeric) AS value
-    FROM input i
-    LEFT JOIN customers by_id ON by_id.id = i.customer_ref
-    LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
-), known AS (
     SELECT r.*, md5(concat_ws(chr(31), r.customer_id, r.meter_id, r.micros, r.properties::text,
                               r.value::text))::uuid AS fingerprint
-    FROM resolved r WHERE r.customer_id IS NOT NULL
-), firsts AS (
-    SELECT DISTINCT ON (key) * FROM known ORDER BY key, ord
+    FROM (
+        SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id, i.micros,
+               timestamptz 'epoch' + i.micros * interval '1 microsecond' AS occurred_at,
+               i.props::jsonb AS properties, trim_scale(nullif(i.value, '')::numeric) AS value
+        FROM input i
+        LEFT JOIN customers by_id ON by_id.id = i.customer_ref
+        LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
+    ) r
 ), fresh AS (
-    INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at)
-    SELECT key, fingerprint, occurred_at FROM firsts
+    INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at, customer_id, meter_id)
+    SELECT key, fingerprint, occurred_at, customer_id, meter_id FROM resolved WHERE customer_id IS NOT NULL
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key
 ), stored AS (
-    -- In receipt order, so received_seq breaks ties between events of the same instant.
-    INSERT INTO usage_events (occurred_at, idempotency_key, customer_id, meter_id, properties, value)
-    SELECT f.occurred_at, f.key, f.customer_id, f.meter_id, f.properties, f.value
-    FROM firsts f JOIN fresh ON fresh.idempotency_key = f.key
-    ORDER BY f.ord
+    INSERT INTO usage_events (occurred_at, idempotency_key, customer_id, meter_id, properties, value,
+                              received_seq)
+    SELECT r.occurred_at, r.key, r.customer_id, r.meter_id, r.properties, r.value,
+           (SELECT nextval('usage_received_seq')) * 16384 + r.ord
+    FROM resolved r JOIN fresh ON fresh.idempotency_key = r.key
 )
-SELECT r.ord, r.key, (r.customer_id IS NOT NULL) AS customer_known, k.fingerprint AS mine,
-       first.ord AS first_ord, first.fingerprint AS first_fingerprint,
-       (fresh.idempotency_key IS NOT NULL) AS key_new, existing.fingerprint AS theirs
+SELECT r.ord, r.customer_id IS NOT NULL AS customer_known, r.fingerprint AS mine,
+       CASE WHEN r.customer_id IS NOT NULL
+            THEN (SELECT k.fingerprint FROM usage_keys k WHERE k.idempotency_key = r.key) END AS theirs
 FROM resolved r
-LEFT JOIN known k ON k.ord = r.ord
-LEFT JOIN firsts first ON first.key = r.key
-LEFT JOIN fresh ON fresh.idempotency_key = r.key
-LEFT JOIN usage_keys existing ON existing.idempotency_key = r.key
-ORDER BY r.ord
+WHERE r.customer_id IS NULL OR NOT EXISTS (SELECT FROM fresh WHERE fresh.idempotency_key = r.key)
 """
 
 
 async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
-    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict."""
-    if not rows.keys:
-        return []
+    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict.
+
+    Each copy of a key is judged against the payload the key ends up stored with: the one
+    stored before, else its first copy here, else a concurrent batch's. One statement cannot
+    see its own rows, so repeated keys go in rounds (first copies, then second copies...),
+    in one transaction.
+    """
+    rounds = _rounds(rows.keys)
+    if len(rounds) <= 1:
+        return await _insert_distinct(connection, rows) if rows.keys else []
+    outcomes = [Stored.ACCEPTED] * len(rows)
+    async with connection.transaction():
+        for indexes in rounds:
+            stored = await _insert_distinct(connection, rows.select(indexes))
+            for index, outcome in zip(indexes, stored, strict=True):
+                outcomes[index] = outcome
+    return outcomes
+
+
+def _rounds(keys: list[str]) -> list[list[int]]:
+    """Row indexes by copy of their key: every first copy, then every second copy, ..."""
+    if len(set(keys)) == len(keys):
+        return [list(range(len(keys)))] if keys else []
+    copies: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for index, key in enumerate(keys):
+        copy = copies.get(key, 0)
+        copies[key] = copy + 1
+        if copy == len(rounds):
+            rounds.append([])
+        rounds[copy].append(index)
+    return rounds
+
+
+async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stored]:
+    join = SEPARATOR.join
+    keys = join(rows.keys)
+    joinable = keys.count(SEPARATOR) == len(rows) - 1
     records = await connection.fetch(
         _INSERT,
-        rows.keys, rows.customer_ids, rows.crm_ids, rows.meter_ids, rows.seconds, rows.nanos,
-        rows.properties, rows.values,
+        None if joinable else rows.keys, join(rows.customer_ids), rows.crm_ids if any(rows.crm_ids) else None,
+        join(rows.meter_ids), join(map(str, rows.micros)), join(rows.properties), join(rows.values),
+        keys if joinable else None,
     )  # fmt: skip
-    outcomes: list[Stored] = []
-    unseen: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        # Each copy is judged against the payload the key ends up stored with: the one stored
-        # before this batch, else this batch's first copy, else a concurrent batch's.
+    outcomes = [Stored.ACCEPTED] * len(rows)
+    unseen: dict[str, int] = {}
+    for record in records:
+        index = record["ord"] - 1
         if not record["customer_known"]:
-            outcomes.append(Stored.UNKNOWN_CUSTOMER)
-        elif record["theirs"] is not None:
-            outcomes.append(Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT)
-        elif record["key_new"]:
-            if record["ord"] == record["first_ord"]:
-                outcomes.append(Stored.ACCEPTED)
-            else:
-                same = record["mine"] == record["first_fingerprint"]
-                outcomes.append(Stored.DUPLICATE if same else Stored.CONFLICT)
+            outcomes[index] = Stored.UNKNOWN_CUSTOMER
+        elif record["theirs"] is None:
+            # Taken by a concurrent batch after this statement's snapshot: look again below.
+            unseen[rows.keys[index]] = index
+            outcomes[index] = Stored.DUPLICATE
         else:
-            # Claimed by a concurrent batch after this statement's snapshot: look again below.
-            unseen.setdefault(record["key"], []).append(index)
-            outcomes.append(Stored.DUPLICATE)
+            outcomes[index] = Stored.DUPLICATE if record["theirs"] == record["mine"] else Stored.CONFLICT
     if unseen:
         found = await connection.fetch(
             "SELECT idempotency_key, fingerprint FROM usage_keys WHERE idempotency_key = ANY($1::text[])",
             list(unseen),
         )
+        mine = {record["ord"] - 1: record["mine"] for record in records}
         for record in found:
-            for index in unseen[record["idempotency_key"]]:
-                if record["fingerprint"] != records[index]["mine"]:
-                    outcomes[index] = Stored.CONFLICT
+            index = unseen[record["idempotency_key"]]
+            if record["fingerprint"] != mine[index]:
+                outcomes[index] = Stored.CONFLICT
     return outcomes
 
 
 async def cancel_usage(connection: Connection, key: str) -> tuple[bool, datetime] | None:
     """Mark the event with ``key`` cancelled. None if no such event; (False, at) if it already was."""
-    occurred_at = await connection.fetchval(
-        "SELECT occurred_at FROM usage_keys WHERE idempotency_key = $1", key
+    event = await connection.fetchrow(
+        "SELECT occurred_at, customer_id, meter_id FROM usage_keys WHERE idempotency_key = $1", key
     )
-    if occurred_at is None:
+    if event is None:
         return None
+    # The aggregation index holds only events that still count: finding none means cancelled.
     cancelled = await connection.fetchval(
         "UPDATE usage_events SET cancelled_at = now() "
-        "WHERE idempotency_key = $1 AND occurred_at = $2 AND cancelled_at IS NULL RETURNING true",
+        "WHERE customer_id = $2 AND meter_id = $3 AND occurred_at = $4 AND idempotency_key = $1 "
+        "AND cancelled_at IS NULL RETURNING true",
         key,
-        occurred_at,
+        event["customer_id"],
+        event["meter_id"],
+        event["occurred_at"],
     )
-    return bool(cancelled), occurred_at
+    return bool(cancelled), event["occurred_at"]
 
 
 _AGGREGATES = {
     Aggregation.SUM: "coalesce(sum(value), 0)",
     Aggregation.COUNT: "count(*)::numeric",
     Aggregation.MAX: "coalesce(max(value), 0)",
-    Aggregation.UNIQUE_COUNT: "count(DISTINCT properties ->> $7)::numeric",
+    Aggregation.UNIQUE_COUNT: "count(DISTINCT properties ->> {property}::text)::numeric",
     # The value of the event that happened last; among equals, the one received last.
     Aggregation.LATEST: "coalesce((array_agg(value ORDER BY occurred_at DESC, received_seq DESC))[1], 0)",
 }
@@ -156,24 +194,28 @@ async def aggregate_usage(
     those of ``billing.domain.usage.aggregate``, which the tests hold it to. Cancelled events
     never count.
     """
+    params: list[object] = [customer_id, meter.id, start, end]
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    # Properties are named only when needed: a sum, count or max without filters or grouping
+    # then reads nothing but the aggregation index (an index-only scan once vacuumed).
+    value = _AGGREGATES[meter.aggregation]
+    if meter.aggregation is Aggregation.UNIQUE_COUNT:
+        value = value.format(property=param(meter.value_property))
+    group = f"coalesce(properties ->> {param(group_by)}::text, '')" if group_by else "''"
+    documents = [json.dumps({key: value}) for key, value in filters]
+    matching = f"AND properties @> ALL({param(documents)}::jsonb[])" if filters else ""
+    # GROUP BY even without grouping: no event in range is no row, not a row of zeros.
     sql = f"""
-        SELECT coalesce(properties ->> $6::text, '') AS grp, {_AGGREGATES[meter.aggregation]} AS value,
-               count(*) AS event_count
+        SELECT {group} AS grp, {value} AS value, count(*) AS event_count
         FROM usage_events
         WHERE customer_id = $1 AND meter_id = $2 AND occurred_at >= $3 AND occurred_at < $4
-          AND cancelled_at IS NULL AND properties @> ALL($5::jsonb[])
+          AND cancelled_at IS NULL {matching}
         GROUP BY 1 ORDER BY 1
     """
-    params: list[object] = [
-        customer_id,
-        meter.id,
-        start,
-        end,
-        [json.dumps({key: value}) for key, value in filters],
-        group_by or None,
-    ]
-    if meter.aggregation is Aggregation.UNIQUE_COUNT:
-        params.append(meter.value_property)
     records = await connection.fetch(sql, *params)
     return [UsageTotal(r["grp"], Decimal(r["value"]), r["event_count"]) for r in records]
 

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62illing/v1/customer.proto\x12\nbilling.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x07\x41\x64\x64ress\x12\r\n\x05line1\x18\x01 \x01(\t\x12\r\n\x05line2\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"$\n\x05TaxId\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xac\x03\n\x08\x43ustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12,\n\x0f\x62illing_address\x18\x06 \x01(\x0b\x32\x13.billing.v1.Address\x12\"\n\x07tax_ids\x18\x07 \x03(\x0b\x32\x11.billing.v1.TaxId\x12\x16\n\x0e\x63rm_account_id\x18\x08 \x01(\t\x12\x15\n\raccounting_id\x18\t \x01(\t\x12\x34\n\x08metadata\x18\n \x03(\x0b\x32\".billing.v1.Customer.MetadataEntry\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x15\x43reateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x16\x43reateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\"\"\n\x12GetCustomerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"=\n\x13GetCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\"l\n\x14ListCustomersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63rm_account_id\x18\x03 \x01(\t\x12\x15\n\raccounting_id\x18\x04 \x01(\t\"Y\n\x15ListCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.billing.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x15UpdateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x16UpdateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer2\xe9\x02\n\x0f\x43ustomerService\x12W\n\x0e\x43reateCustomer\x12!.billing.v1.CreateCustomerRequest\x1a\".billing.v1.CreateCustomerResponse\x12N\n\x0bGetCustomer\x12\x1e.billing.v1.GetCustomerRequest\x1a\x1f.billing.v1.GetCustomerResponse\x12T\n\rListCustomers\x12 .billing.v1.ListCustomersRequest\x1a!.billing.v1.ListCustomersResponse\x12W\n\x0eUpdateCustomer\x12!.billing.v1.UpdateCustomerRequest\x1a\".billing.v1.UpdateCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62illing/v1/customer.proto\x12\nbilling.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x07\x41\x64\x64ress\x12\r\n\x05line1\x18\x01 \x01(\t\x12\r\n\x05line2\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"$\n\x05TaxId\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xdc\x03\n\x08\x43ustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12,\n\x0f\x62illing_address\x18\x06 \x01(\x0b\x32\x13.billing.v1.Address\x12\"\n\x07tax_ids\x18\x07 \x03(\x0b\x32\x11.billing.v1.TaxId\x12\x16\n\x0e\x63rm_account_id\x18\x08 \x01(\t\x12\x15\n\raccounting_id\x18\t \x01(\t\x12\x34\n\x08metadata\x18\n \x03(\x0b\x32\".billing.v1.Customer.MetadataEntry\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntest_clock\x18\r \x01(\t\x12\x1a\n\x12has_payment_method\x18\x0e \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x15\x43reateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"@\n\x16\x43reateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\"\"\n\x12GetCustomerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"=\n\x13GetCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\"l\n\x14ListCustomersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63rm_account_id\x18\x03 \x01(\t\x12\x15\n\raccounting_id\x18\x04 \x01(\t\"Y\n\x15ListCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.billing.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x84\x01\n\x15UpdateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x16UpdateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.billing.v1.Customer2\xe9\x02\n\x0f\x43ustomerService\x12W\n\x0e\x43reateCustomer\x12!.billing.v1.CreateCustomerRequest\x1a\".billing.v1.CreateCustomerResponse\x12N\n\x0bGetCustomer\x12\x1e.billing.v1.GetCustomerRequest\x1a\x1f.billing.v1.GetCustomerResponse\x12T\n\rListCustomers\x12 .billing.v1.ListCustomersRequest\x1a!.billing.v1.ListCustomersResponse\x12W\n\x0eUpdateCustomer\x12!.billing.v1.UpdateCustomerRequest\x1a\".billing.v1.UpdateCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,25 +40,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TAXID']._serialized_start=216
   _globals['_TAXID']._serialized_end=252
   _globals['_CUSTOMER']._serialized_start=255
-  _globals['_CUSTOMER']._serialized_end=683
-  _globals['_CUSTOMER_METADATAENTRY']._serialized_start=636
-  _globals['_CUSTOMER_METADATAENTRY']._serialized_end=683
-  _globals['_CREATECUSTOMERREQUEST']._serialized_start=685
-  _globals['_CREATECUSTOMERREQUEST']._serialized_end=768
-  _globals['_CREATECUSTOMERRESPONSE']._serialized_start=770
-  _globals['_CREATECUSTOMERRESPONSE']._serialized_end=834
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=836
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=870
-  _globals['_GETCUSTOMERRESPONSE']._serialized_start=872
-  _globals['_GETCUSTOMERRESPONSE']._serialized_end=933
-  _globals['_LISTCUSTOMERSREQUEST']._serialized_start=935
-  _globals['_LISTCUSTOMERSREQUEST']._serialized_end=1043
-  _globals['_LISTCUSTOMERSRESPONSE']._serialized_start=1045
-  _globals['_LISTCUSTOMERSRESPONSE']._serialized_end=1134
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=1137
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1269
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1271
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1335
-  _globals['_CUSTOMERSERVICE']._serialized_start=1338
-  _globals['_CUSTOMERSERVICE']._serialized_end=1699
+  _globals['_CUSTOMER']._serialized_end=731
+  _globals['_CUSTOMER_METADATAENTRY']._serialized_start=684
+  _globals['_CUSTOMER_METADATAENTRY']._serialized_end=731
+  _globals['_CREATECUSTOMERREQUEST']._serialized_start=733
+  _globals['_CREATECUSTOMERREQUEST']._serialized_end=816
+  _globals['_CREATECUSTOMERRESPONSE']._serialized_start=818
+  _globals['_CREATECUSTOMERRESPONSE']._serialized_end=882
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=884
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=918
+  _globals['_GETCUSTOMERRESPONSE']._serialized_start=920
+  _globals['_GETCUSTOMERRESPONSE']._serialized_end=981
+  _globals['_LISTCUSTOMERSREQUEST']._serialized_start=983
+  _globals['_LISTCUSTOMERSREQUEST']._serialized_end=1091
+  _globals['_LISTCUSTOMERSRESPONSE']._serialized_start=1093
+  _globals['_LISTCUSTOMERSRESPONSE']._serialized_end=1182
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=1185
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1317
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1319
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1383
+  _globals['_CUSTOMERSERVICE']._serialized_start=1386
+  _globals['_CUSTOMERSERVICE']._serialized_end=1747
 # @@protoc_insertion_point(module_scope)

@@ -114,6 +114,8 @@ class Customer(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    TEST_CLOCK_FIELD_NUMBER: _builtins.int
+    HAS_PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. "customers/{id}"."""
     display_name: _builtins.str
@@ -127,6 +129,14 @@ class Customer(_message.Message):
     """Account id in the CRM; unique when set."""
     accounting_id: _builtins.str
     """Customer id in the accounting system; unique when set."""
+    test_clock: _builtins.str
+    """Immutable. "testClocks/{id}": the customer lives in the clock's simulated time. Set on
+    create only; real customers have none.
+    """
+    has_payment_method: _builtins.bool
+    """True when the customer has a payment method on file with the payment provider. A trial of
+    a plan with cancel_if_no_payment_method cancels at its end while this is false.
+    """
     @_builtins.property
     def billing_address(self) -> Global___Address: ...
     @_builtins.property
@@ -156,10 +166,12 @@ class Customer(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        test_clock: _builtins.str = ...,
+        has_payment_method: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting_id", b"accounting_id", "billing_address", b"billing_address", "create_time", b"create_time", "crm_account_id", b"crm_account_id", "currency", b"currency", "display_name", b"display_name", "email", b"email", "metadata", b"metadata", "name", b"name", "tax_ids", b"tax_ids", "time_zone", b"time_zone", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting_id", b"accounting_id", "billing_address", b"billing_address", "create_time", b"create_time", "crm_account_id", b"crm_account_id", "currency", b"currency", "display_name", b"display_name", "email", b"email", "has_payment_method", b"has_payment_method", "metadata", b"metadata", "name", b"name", "tax_ids", b"tax_ids", "test_clock", b"test_clock", "time_zone", b"time_zone", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,6 +22,9 @@ from billing.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 from rating.api.registration import Undecodable
@@ -35,6 +38,9 @@ STATUS_OF: dict[type[BillingError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Aborted: grpc.StatusCode.ABORTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 Request = TypeVar("Request")
@@ -57,6 +63,11 @@ def to_status(error: BillingError) -> status_pb2.Status:
             ]
         )
         status.details.add().Pack(details)
+    elif isinstance(error, ResourceExhausted):
+        # google.rpc.RetryInfo: the standard place for "when may I come back" (AIP-193).
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(error.retry_after_ms)
+        status.details.add().Pack(retry)
     return status
 
 

@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing.domain.customer import Customer
+from rating.usecases.billing_ports import BillingUnitOfWork
 from rating.usecases.ports import UnitOfWork
 
 
-async def create_customer(uow: UnitOfWork, customer: Customer) -> Customer:
+async def create_customer(uow: BillingUnitOfWork, customer: Customer) -> Customer:
+    if customer.test_clock_id is not None:
+        await uow.test_clocks.get(customer.test_clock_id)  # NotFound for an unknown or deleted clock
     return await uow.entities.add(dataclasses.replace(customer, id=uow.new_id("cus")))
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from billing.domain.errors import FailedPrecondition, InvalidArgument
-from rating.usecases.ports import UnitOfWork, UnitOfWorkFactory
+from rating.usecases.ports import UnitOfWork
 
 R = TypeVar("R")
+U = TypeVar("U", bound=UnitOfWork)
 
 MAX_REQUEST_ID_LENGTH = 128
 
@@ -40,9 +41,9 @@ def check_request_id(request_id: str) -> None:
 
 
 async def run_once(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: Callable[[], U],
     key: RequestKey,
-    mutation: Callable[[UnitOfWork], Awaitable[R]],
+    mutation: Callable[[U], Awaitable[R]],
     encode: Callable[[R], bytes],
     decode: Callable[[bytes], R],
 ) -> R:

@@ -8,7 +8,6 @@ events a second, building an intermediate object per event would cost more than 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import json
 import re
@@ -16,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from billing.domain.catalog import Aggregation, Catalog, Meter
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
@@ -37,6 +36,7 @@ from rating.usecases.ports import CatalogSource
 _VALUE = re.compile(r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?")
 DEFAULT_WINDOW = LateWindow()
 _CUSTOMER_NAME = re.compile(r"customers/([A-Za-z0-9_-]{1,64})")
+_T = TypeVar("_T")
 
 
 class TimestampLike(Protocol):
@@ -118,70 +118,147 @@ class _Prepared:
     rejections: dict[int, Rejection]
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What every event of one batch is checked against."""
+
+    catalog: Catalog
+    now: datetime
+    window: LateWindow
+    earliest: float  # seconds since the epoch
+    latest: float
+
+
+_Row = tuple[str, str, str, str, int, str, str]
+
+
 def _prepare(events: Sequence[EventLike], catalog: Catalog, now: datetime, window: LateWindow) -> _Prepared:
-    prepared = _Prepared(UsageRows(), [], {})
+    batch = _Batch(catalog, now, window, *window.bounds(now))
+    rows: list[_Row] = []
+    positions: list[int] = []
+    rejections: dict[int, Rejection] = {}
     for index, event in enumerate(events):
-        rejection, meter_id, properties = _check(event, catalog, now, window)
-        if rejection is not None:
-            prepared.rejections[index] = rejection
-            continue
-        stamp = event.timestamp
-        prepared.rows.add(
-            event.idempotency_key, _customer_id(event.customer), event.crm_account_id, meter_id,
-            stamp.seconds, stamp.nanos, properties, event.value,
-        )  # fmt: skip
-        prepared.positions.append(index)
-    return prepared
+        checked = _check(event, batch)
+        if isinstance(checked, Rejection):
+            rejections[index] = checked
+        else:
+            rows.append(checked)
+            positions.append(index)
+    return _Prepared(UsageRows.of(rows), positions, rejections)
 
 
-def _check(
-    event: EventLike, catalog: Catalog, now: datetime, window: LateWindow
-) -> tuple[Rejection | None, str, str]:
+def _check(event: EventLike, batch: _Batch) -> Rejection | _Row:
+    """The event as a row to store, or why it cannot be stored (the first problem found)."""
     key = event.idempotency_key
     if not key or len(key) > MAX_KEY_LENGTH:
-        return Rejection(InvalidArgument, "idempotency_key", f"1 to {MAX_KEY_LENGTH} characters"), "", ""
-    if not event.customer and not event.crm_account_id:
-        return Rejection(InvalidArgument, "customer", "set customer or crm_account_id"), "", ""
-    if event.customer and _CUSTOMER_NAME.fullmatch(event.customer) is None:
-        return Rejection(InvalidArgument, "customer", "must look like customers/{id}"), "", ""
-    meter = catalog.meter_for_event(event.event_name)
+        return Rejection(InvalidArgument, "idempotency_key", f"1 to {MAX_KEY_LENGTH} characters")
+    customer = event.customer
+    crm_account_id = "" if customer else event.crm_account_id
+    if not customer and not crm_account_id:
+        return Rejection(InvalidArgument, "customer", "set customer or crm_account_id")
+    customer_id = _customer_id(customer) if customer else ""
+    if customer_id is None:
+        return Rejection(InvalidArgument, "customer", "must look like customers/{id}")
+    meter = batch.catalog.meter_for_event(event.event_name)
     if meter is None:
-        return Rejection(NotFound, "event_name", f"no meter for event {event.event_name[:60]!r}"), "", ""
+        return Rejection(NotFound, "event_name", f"no meter for event {event.event_name[:60]!r}")
     if not meter.active:
-        return Rejection(FailedPrecondition, "event_name", f"meter {meter.event_name!r} is archived"), "", ""
+        return Rejection(FailedPrecondition, "event_name", f"meter {meter.event_name!r} is archived")
     stamp = event.timestamp
-    late = window.problem_at(stamp.seconds + stamp.nanos / 1e9, now)
-    if late is not None:
-        return Rejection(FailedPrecondition, "timestamp", late), "", ""
-    if event.value and _VALUE.fullmatch(event.value) is None:
-        return Rejection(InvalidArgument, "value", "must be a non-negative decimal such as '12.5'"), "", ""
-    properties = dict(event.properties)
-    problem = properties_problem(properties)
-    if problem is not None:
-        return Rejection(InvalidArgument, "properties", problem), "", ""
-    problem = value_problem(meter, bool(event.value), properties)
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not 0 <= nanos < 1_000_000_000:
+        return Rejection(InvalidArgument, "timestamp", "nanos must be 0 to 999,999,999")
+    at = seconds + nanos / 1e9
+    if not batch.earliest <= at <= batch.latest:
+        return Rejection(FailedPrecondition, "timestamp", batch.window.problem_at(at, batch.now) or "")
+    value = event.value
+    if value and not _is_value(value):
+        return Rejection(InvalidArgument, "value", "must be a non-negative decimal such as '12.5'")
+    properties = _properties(event.properties)
+    if properties.problem is not None:
+        return Rejection(InvalidArgument, "properties", properties.problem)
+    problem = value_problem(meter, bool(value), properties.names)
     if problem is not None:
         field = "properties" if meter.aggregation is Aggregation.UNIQUE_COUNT else "value"
-        return Rejection(InvalidArgument, field, problem), "", ""
-    nul = _nul_field(key, event.crm_account_id, properties)
+        return Rejection(InvalidArgument, field, problem)
+    # PostgreSQL text cannot hold NUL; one such event would fail the whole batch's insert.
+    nul = (
+        "idempotency_key" if "\x00" in key
+        else "crm_account_id" if "\x00" in crm_account_id
+        else "properties" if properties.has_nul
+        else ""
+    )  # fmt: skip
     if nul:
-        # PostgreSQL text cannot hold NUL; one such event would fail the whole batch's insert.
-        return Rejection(InvalidArgument, nul, "must not contain NUL characters"), "", ""
-    return None, meter.id, json.dumps(properties, separators=(",", ":"))
+        return Rejection(InvalidArgument, nul, "must not contain NUL characters")
+    micros = seconds * 1_000_000 + nanos // 1000
+    return key, customer_id, crm_account_id, meter.id, micros, properties.json, value
 
 
-def _nul_field(key: str, crm_account_id: str, properties: Mapping[str, str]) -> str:
-    if "\x00" in key:
-        return "idempotency_key"
-    if "\x00" in crm_account_id:
-        return "crm_account_id"
-    if any("\x00" in name or "\x00" in value for name, value in properties.items()):
-        return "properties"
-    return ""
+# NOTE: checking a property map, a value or a customer reference is a pure function of it, and
+# senders repeat a few of each (channels, outcomes, models; their customers): remembering the
+# answers halves the Python cost of an event (bench/ingest.py). Each memo is emptied when full,
+# and long strings are never kept, so a hostile sender cannot grow them.
+_MEMO_ENTRIES = 4096
+_MEMO_MAX_CHARS = 128
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one text per map, whatever its order
 
 
-def _customer_id(reference: str) -> str:
-    return reference[len("customers/") :] if reference else ""
+@dataclass(frozen=True, slots=True)
+class _Properties:
+    json: str
+    problem: str | None
+    names: frozenset[str]
+    has_nul: bool
+
+
+_properties_memo: dict[frozenset[tuple[str, str]], _Properties] = {}
+_customer_memo: dict[str, str] = {}
+_value_memo: dict[str, bool] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, answer: _T) -> _T:
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = answer
+    return answer
+
+
+def _properties(properties: Mapping[str, str]) -> _Properties:
+    # Not properties.items(): on a protobuf map that is the slow, pure-Python ItemsView.
+    items = frozenset([(name, properties[name]) for name in properties])
+    known = _properties_memo.get(items)
+    if known is not None:
+        return known
+    plain = dict(items)
+    checked = _Properties(
+        _JSON.encode(plain),
+        properties_problem(plain),
+        frozenset(plain),
+        any("\x00" in name or "\x00" in value for name, value in items),
+    )
+    if sum(len(name) + len(value) for name, value in items) > _MEMO_MAX_CHARS * 4:
+        return checked
+    return _remember(_properties_memo, items, checked)
+
+
+def _customer_id(reference: str) -> str | None:
+    """The id in ``customers/{id}``; None if ``reference`` is not such a name."""
+    known = _customer_memo.get(reference)
+    if known is None:
+        match = _CUSTOMER_NAME.fullmatch(reference)
+        known = match.group(1) if match else ""
+        if len(reference) <= _MEMO_MAX_CHARS:
+            _remember(_customer_memo, reference, known)
+    return known or None
+
+
+def _is_value(text: str) -> bool:
+    known = _value_memo.get(text)
+    if known is None:
+        known = _VALUE.fullmatch(text) is not None
+        if len(text) <= _MEMO_MAX_CHARS:
+            _remember(_value_memo, text, known)
+    return known
 
 
 async def record_batch(
@@ -202,21 +279,22 @@ async def record_batch(
 def _answer(prepared: _Prepared, stored: Sequence[Stored], size: int) -> BatchResult:
     result = BatchResult([Outcome.REJECTED] * size, dict(prepared.rejections))
     for index, outcome in zip(prepared.positions, stored, strict=True):
-        match outcome:
-            case Stored.ACCEPTED:
-                result.outcomes[index] = Outcome.ACCEPTED
-            case Stored.DUPLICATE:
-                result.outcomes[index] = Outcome.DUPLICATE
-            case Stored.CONFLICT:
-                result.rejections[index] = _CONFLICT
-            case Stored.UNKNOWN_CUSTOMER:
-                result.rejections[index] = Rejection(NotFound, "customer", "no such customer")
+        answer = _STORED_ANSWERS[outcome]
+        if isinstance(answer, Rejection):
+            result.rejections[index] = answer
+        else:
+            result.outcomes[index] = answer
     return result
 
 
-_CONFLICT = Rejection(
-    FailedPrecondition, "idempotency_key", "this key was already used for an event with another payload"
-)
+_STORED_ANSWERS: dict[Stored, Outcome | Rejection] = {
+    Stored.ACCEPTED: Outcome.ACCEPTED,
+    Stored.DUPLICATE: Outcome.DUPLICATE,
+    Stored.CONFLICT: Rejection(
+        FailedPrecondition, "idempotency_key", "this key was already used for an event with another payload"
+    ),
+    Stored.UNKNOWN_CUSTOMER: Rejection(NotFound, "customer", "no such customer"),
+}
 
 
 class GroupCommitter:
@@ -224,6 +302,8 @@ class GroupCommitter:
 
     Each caller waits for the commit that contains its event, so an acknowledgement still means
     committed. ``max_pending`` bounds memory: past it, callers wait for room (backpressure).
+    A window closes ``max_delay`` after its first event or at ``max_rows`` events; the next one
+    opens at once, and its insert may overlap the previous one's (on another connection).
     """
 
     def __init__(
@@ -233,39 +313,43 @@ class GroupCommitter:
         self._max_delay = max_delay
         self._max_rows = max_rows
         self._room = asyncio.Semaphore(max_pending)
-        self._pending: list[tuple[UsageRows, asyncio.Future[Stored]]] = []
-        self._full = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._rows: list[_Row] = []
+        self._waiters: list[asyncio.Future[Stored]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._commits: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    async def submit(self, rows: UsageRows) -> Stored:
-        """Store a one-row batch together with others; returns what became of the row."""
+    async def submit(self, row: _Row) -> Stored:
+        """Store one row together with others; returns what became of it."""
         async with self._room:
-            future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-            self._pending.append((rows, future))
-            if self._flusher is None:
-                self._flusher = asyncio.create_task(self._flush_soon())
-            elif len(self._pending) >= self._max_rows:
-                self._full.set()
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Stored] = loop.create_future()
+            self._rows.append(row)
+            self._waiters.append(future)
+            if len(self._rows) >= self._max_rows:
+                self._flush()
+            elif self._timer is None:
+                self._timer = loop.call_later(self._max_delay, self._flush)
             return await future
 
-    async def _flush_soon(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), self._max_delay)
-        self._full.clear()
-        batch, self._pending = self._pending, []
-        # Calls arriving from now on open the next window; its insert may overlap this one.
-        self._flusher = None
-        rows = UsageRows()
-        for one, _ in batch:
-            rows.extend(one)
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, waiters = UsageRows.of(self._rows), self._waiters
+        self._rows, self._waiters = [], []
+        commit = asyncio.create_task(self._commit(rows, waiters))
+        self._commits.add(commit)
+        commit.add_done_callback(self._commits.discard)
+
+    async def _commit(self, rows: UsageRows, waiters: list[asyncio.Future[Stored]]) -> None:
         try:
             outcomes = await self._store.insert(rows)
         except Exception as error:
-            for _, future in batch:
-                if not future.done():
+            for future in waiters:
+                if not future.done():  # a caller that gave up (deadline) cancelled its future
                     future.set_exception(error)
             return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for future, outcome in zip(waiters, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 
@@ -278,13 +362,13 @@ async def record_one(
     window: LateWindow = DEFAULT_WINDOW,
 ) -> Outcome:
     """Store one event through group commit; raise the error a rejected event deserves."""
-    prepared = _prepare([event], catalog.current(), now, window)
-    if 0 in prepared.rejections:
-        raise _error(prepared.rejections[0])
-    result = _answer(prepared, [await committer.submit(prepared.rows)], 1)
-    if 0 in result.rejections:
-        raise _error(result.rejections[0])
-    return result.outcomes[0]
+    checked = _check(event, _Batch(catalog.current(), now, window, *window.bounds(now)))
+    if isinstance(checked, Rejection):
+        raise _error(checked)
+    answer = _STORED_ANSWERS[await committer.submit(checked)]
+    if isinstance(answer, Rejection):
+        raise _error(answer)
+    return answer
 
 
 def _error(rejection: Rejection) -> Exception:

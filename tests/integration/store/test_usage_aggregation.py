@@ -55,10 +55,9 @@ def _key() -> str:
     return f"key-{uuid.uuid4().hex}"
 
 
-def _wire_time(at: datetime) -> tuple[int, int]:
-    """Epoch seconds and nanoseconds, as a protobuf Timestamp carries them."""
-    seconds, rest = divmod(at - EPOCH, timedelta(seconds=1))
-    return seconds, rest // timedelta(microseconds=1) * 1000
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch, as the use case hands an event's instant to the store."""
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 Row = tuple[str, str, str, str, datetime, str, str]
@@ -68,7 +67,7 @@ def _rows(*rows: Row) -> UsageRows:
     """(key, customer_id, crm_id, meter_id, occurred_at, properties JSON, value) per row."""
     result = UsageRows()
     for key, customer_id, crm_id, meter_id, at, properties, value in rows:
-        result.add(key, customer_id, crm_id, meter_id, *_wire_time(at), properties, value)
+        result.add(key, customer_id, crm_id, meter_id, _micros(at), properties, value)
     return result
 
 
@@ -96,6 +95,20 @@ async def test_a_key_repeated_within_one_batch_is_stored_once_and_the_copy_is_a_
     assert outcomes == [Stored.ACCEPTED, Stored.DUPLICATE, Stored.DUPLICATE]
     stored = await _stored(connection, key)
     assert [(r["customer_id"], r["value"]) for r in stored] == [(customer, D(2))]
+
+
+@pytest.mark.parametrize("size", [1, 3])
+async def test_keys_holding_control_characters_are_stored_as_they_are(
+    connection: asyncpg.Connection, size: int
+) -> None:
+    # Columns travel joined by U+001F; a key that holds it must still arrive whole.
+    customer = await _customer(connection)
+    keys = [f"{_key()}\x1fpart\x1e{index}" for index in range(size)]
+    rows = _rows(*((key, customer, "", METER_ID, HOUR_AGO, "{}", "1") for key in keys))
+    assert await insert_usage(connection, rows) == [Stored.ACCEPTED] * size
+    assert await insert_usage(connection, rows) == [Stored.DUPLICATE] * size
+    for key in keys:
+        assert len(await _stored(connection, key)) == 1
 
 
 async def test_a_replay_in_a_later_batch_is_a_duplicate_and_stores_nothing_more(
@@ -415,10 +428,15 @@ async def test_the_sql_aggregation_equals_the_reference_aggregation_of_the_same_
         batch = UsageRows()
         for index in range(low, high):
             event = scenario.events[index]
-            seconds, nanos = _wire_time(SLOTS[event.slot])
             properties = json.dumps(dict(event.properties))
             batch.add(
-                keys[index], customer, "", METER_ID, seconds, nanos, properties, _value_text(event.value)
+                keys[index],
+                customer,
+                "",
+                METER_ID,
+                _micros(SLOTS[event.slot]),
+                properties,
+                _value_text(event.value),
             )
         assert set(await insert_usage(connection, batch)) <= {Stored.ACCEPTED}
     for key, event in zip(keys, scenario.events, strict=True):
@@ -540,3 +558,26 @@ async def test_other_customers_and_other_meters_never_count(connection: asyncpg.
         connection, customer_id=customer, meter=meter, filters=(), start=HOUR_AGO, end=NOW
     )
     assert [t.value for t in totals] == [D(3)]
+
+
+async def test_a_sum_without_filters_or_grouping_can_read_the_aggregation_index_alone(
+    connection: asyncpg.Connection,
+) -> None:
+    customer = await _customer(connection)
+    await insert_usage(connection, _rows((_key(), customer, "", METER_ID, HOUR_AGO, "{}", "4")))
+    ran: list[asyncpg.connection.LoggedQuery] = []
+    connection.add_query_logger(ran.append)
+    try:
+        meter = Meter(METER_ID, "calls", "Calls", Aggregation.SUM)
+        await aggregate_usage(
+            connection, customer_id=customer, meter=meter, filters=(), start=HOUR_AGO, end=NOW
+        )
+    finally:
+        connection.remove_query_logger(ran.append)
+    # With the other access paths off, the planner takes an index-only scan whenever the query
+    # names no column outside the index and the index's collation and predicate fit.
+    async with connection.transaction():
+        await connection.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+        plan = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {ran[-1].query}", *ran[-1].args)
+    assert '"Index Only Scan"' in plan
+    assert "usage_events_customer_meter_time" in plan or "customer_id_meter_id_occurred_at" in plan

@@ -239,13 +239,15 @@ def test_an_overlong_property_value_is_a_problem_naming_the_key() -> None:
 
 def test_usage_rows_keep_row_i_of_every_column_together_and_extend_in_order() -> None:
     first = UsageRows()
-    first.add("k1", "cus_1", "", "meter_1", 100, 5, '{"a":"1"}', "1.5")
+    first.add("k1", "cus_1", "", "meter_1", 100, '{"a":"1"}', "1.5")
     second = UsageRows()
-    second.add("k2", "", "crm-2", "meter_2", 200, 0, "{}", "")
-    second.add("k3", "cus_3", "", "meter_1", 300, 7, "{}", "2")
+    second.add("k2", "", "crm-2", "meter_2", 200, "{}", "")
+    second.add("k3", "cus_3", "", "meter_1", 300, "{}", "2")
     first.extend(second)
     assert len(first) == 3
-    assert first.row(0) == ("k1", "cus_1", "", "meter_1", 100, 5, '{"a":"1"}', "1.5")
-    assert first.row(1) == ("k2", "", "crm-2", "meter_2", 200, 0, "{}", "")
-    assert first.row(2) == ("k3", "cus_3", "", "meter_1", 300, 7, "{}", "2")
+    assert first.row(0) == ("k1", "cus_1", "", "meter_1", 100, '{"a":"1"}', "1.5")
+    assert first.row(1) == ("k2", "", "crm-2", "meter_2", 200, "{}", "")
+    assert first.row(2) == ("k3", "cus_3", "", "meter_1", 300, "{}", "2")
+    assert first.select([2, 0]).row(0) == first.row(2)
+    assert first.select([2, 0]).row(1) == first.row(0)
     assert len(second) == 2

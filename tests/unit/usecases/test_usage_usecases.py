@@ -82,16 +82,15 @@ class FakeUsageStore:
         finally:
             self.rows_in_flight -= len(rows)
 
-    def _store(self, row: tuple[str, str, str, str, int, int, str, str]) -> Stored:
-        key, customer_id, crm_id, meter_id, seconds, nanos, properties, value = row
+    def _store(self, row: tuple[str, str, str, str, int, str, str]) -> Stored:
+        key, customer_id, crm_id, meter_id, micros, properties, value = row
         resolved = customer_id if customer_id in self.customers else None
         if resolved is None and crm_id:
             resolved = next((c for c, crm in self.customers.items() if crm == crm_id), None)
         if resolved is None:
             return Stored.UNKNOWN_CUSTOMER
         payload = (
-            resolved, meter_id, seconds * 1_000_000 + nanos // 1000,
-            json.loads(properties), D(value) if value else None,
+            resolved, meter_id, micros, json.loads(properties), D(value) if value else None,
         )  # fmt: skip
         if key not in self.events:
             self.events[key] = payload
@@ -168,19 +167,19 @@ async def test_a_valid_batch_is_stored_in_one_insert_with_the_columns_of_each_ev
     assert result.rejections == {}
     assert len(store.inserts) == 1
     rows = store.inserts[0]
-    seconds, nanos = _stamp(at).seconds, _stamp(at).nanos
+    micros = _stamp(at).seconds * 1_000_000 + _stamp(at).nanos // 1000
+    assert micros % 1_000_000 == 999_750  # the instant, to the microsecond
     assert rows.row(0) == (
         "k1",
         "cus_1",
         "",
         "meter_calls",
-        seconds,
-        nanos,
+        micros,
         '{"channel":"sms","model":"m1"}',
         "1.50",
     )
     assert rows.row(1)[:4] == ("k2", "", "crm-1", "meter_messages")
-    assert rows.row(1)[6:] == ("{}", "")
+    assert rows.row(1)[5:] == ("{}", "")
 
 
 REJECTIONS = [
@@ -207,6 +206,15 @@ REJECTIONS = [
         FailedPrecondition,
         "timestamp",
     ),
+    *[
+        (
+            f"nanos {nanos}",
+            {"timestamp": Stamp(_stamp(NOW).seconds - 60, nanos)},
+            InvalidArgument,
+            "timestamp",
+        )
+        for nanos in [-1, 1_000_000_000]
+    ],
     *[
         (f"malformed value {value!r}", {"value": value}, InvalidArgument, "value")
         for value in ["abc", "1,5", "1e3", ".5", "1.", "01", " 1", "1 ", "+1", "NaN", "Infinity", "0x10", "١"]
@@ -369,10 +377,8 @@ async def test_a_missing_value_is_reported_on_the_value_field_whatever_the_meter
 # --- GroupCommitter -------------------------------------------------------------------------
 
 
-def _one(key: str, customer: str = "cus_1", value: str = "1") -> UsageRows:
-    rows = UsageRows()
-    rows.add(key, customer, "", "meter_calls", 1_750_000_000, 0, "{}", value)
-    return rows
+def _one(key: str, customer: str = "cus_1", value: str = "1") -> tuple[str, str, str, str, int, str, str]:
+    return key, customer, "", "meter_calls", 1_750_000_000_000_000, "{}", value
 
 
 async def test_concurrent_submits_are_committed_together_in_one_insert() -> None:
@@ -386,8 +392,8 @@ async def test_concurrent_submits_are_committed_together_in_one_insert() -> None
 
 async def test_each_caller_gets_the_outcome_of_its_own_event() -> None:
     store = FakeUsageStore()
-    await store.insert(_one("seen"))
-    await store.insert(_one("taken", value="2"))
+    await store.insert(UsageRows.of([_one("seen")]))
+    await store.insert(UsageRows.of([_one("taken", value="2")]))
     committer = GroupCommitter(store, max_delay=0.01)
     submits = {
         "new": _one("new"),

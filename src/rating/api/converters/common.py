@@ -180,6 +180,16 @@ class Checker:
             self.add(name, "must be a valid timestamp between years 1 and 9999")
             return None
 
+    def instant(self, msg: Message, name: str, *, required: bool = False) -> datetime | None:
+        """The Timestamp field ``name`` of ``msg``, truncated to whole seconds as billing
+        instants are (docs/billing-rules.md); None when unset and not required."""
+        if not msg.HasField(name):
+            if required:
+                self.add(name, "is required")
+            return None
+        value = self.timestamp(getattr(msg, name), True, name)
+        return None if value is None else value.replace(microsecond=0)
+
     def time_zone(self, text: str, name: str = "time_zone") -> str:
         """An IANA zone name; empty is UTC."""
         if not text:

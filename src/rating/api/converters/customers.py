@@ -23,7 +23,7 @@ from rating.api.converters.common import (
 from rating.api.converters.common import (
     changes_from_mask as changes_from_mask,  # re-exported: servicers call it with *_MASK
 )
-from rating.api.converters.resources import format_name
+from rating.api.converters.resources import format_name, format_optional_name
 
 # Deliberately loose: one "@", no spaces, a dot in the domain. Deliverability is the mailer's
 # job; this only catches a name or a phone number typed into the email field.
@@ -50,6 +50,8 @@ def _customer(msg: pb.Customer, c: Checker, customer_id: str) -> Customer:
         crm_account_id=msg.crm_account_id or None,
         accounting_id=msg.accounting_id or None,
         metadata=c.metadata(msg.metadata),
+        test_clock_id=c.optional_name(msg.test_clock, "testClocks", "test_clock"),
+        has_payment_method=msg.has_payment_method,
     )
 
 
@@ -105,12 +107,14 @@ def customer_to_proto(customer: Customer) -> pb.Customer:
         crm_account_id=customer.crm_account_id or "",
         accounting_id=customer.accounting_id or "",
         metadata=dict(customer.metadata),
+        test_clock=format_optional_name("testClocks", customer.test_clock_id),
+        has_payment_method=customer.has_payment_method,
         create_time=optional_timestamp(customer.created_at),
         update_time=optional_timestamp(customer.updated_at),
     )
 
 
-# Everything a client owns except currency (immutable) and name (selects the customer).
+# Everything a client owns except currency and test_clock (immutable) and name (selects it).
 CUSTOMER_MASK = updatable(
     pb.Customer,
     {
@@ -122,6 +126,7 @@ CUSTOMER_MASK = updatable(
         "crm_account_id": ("crm_account_id", read_optional("crm_account_id")),
         "accounting_id": ("accounting_id", read_optional("accounting_id")),
         "metadata": ("metadata", read_metadata),
+        "has_payment_method": ("has_payment_method", lambda m, c: m.has_payment_method),
     },
 )
 

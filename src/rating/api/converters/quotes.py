@@ -100,7 +100,7 @@ def _request(msg: rating_pb2.QuoteRequest, c: Checker, currency: str) -> QuoteRe
         items=tuple(item for item in items if item is not None),
         add_on_ids=c.names(msg.add_ons, "addons", "add_ons"),
         usage=tuple(usage),
-        coupon_codes=_coupon_codes(msg.coupon_codes, c),
+        coupon_codes=coupon_codes(msg.coupon_codes, c),
     )
 
 
@@ -156,7 +156,7 @@ def _meter_reference(text: str, c: Checker) -> str:
     return c.required(text, "meter")
 
 
-def _coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
+def coupon_codes(codes: Iterable[str], c: Checker) -> tuple[str, ...]:
     seen: list[str] = []
     for index, code in enumerate(codes):
         c.required(code, f"coupon_codes[{index}]")
@@ -248,7 +248,7 @@ def _write_line(target: rating_pb2.QuoteLine, line: QuoteLine) -> int:
     if charge.unit_amount is not None:
         target.unit_amount = _text(charge.unit_amount)
     for tier in charge.tiers:
-        _write_tier(target.tiers.add(), tier)
+        write_tier(target.tiers.add(), tier)
     target.exact_amount = _text(charge.amount)
     target.amount = line.amount
     discount = 0
@@ -264,7 +264,7 @@ def _write_line(target: rating_pb2.QuoteLine, line: QuoteLine) -> int:
 _text = functools.lru_cache(maxsize=4096)(format_decimal)
 
 
-def _write_tier(target: rating_pb2.TierBreakdown, tier: TierLine) -> None:
+def write_tier(target: rating_pb2.TierBreakdown, tier: TierLine) -> None:
     target.tier = tier.index
     target.after = _text(tier.after)
     if tier.up_to is not None:

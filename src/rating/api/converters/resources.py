@@ -9,7 +9,19 @@ from billing.domain.errors import InvalidArgument
 
 # The collections of billing.v1; the functions below take any string so that table-driven
 # servicers can hold a collection in a plain ``str`` field.
-Collection = Literal["products", "prices", "meters", "plans", "addons", "coupons", "customers"]
+Collection = Literal[
+    "products",
+    "prices",
+    "meters",
+    "plans",
+    "addons",
+    "coupons",
+    "customers",
+    "subscriptions",
+    "invoices",
+    "creditNotes",
+    "testClocks",
+]
 
 # Ids are opaque to clients, but a slash, a space or an empty id is always a client mistake
 # (usually a pasted name of another collection or a missing id), so it is refused here.

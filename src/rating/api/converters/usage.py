@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from billing.v1 import usage_pb2
 from rating.api.converters.catalog import read_properties
 from rating.api.converters.common import Checker, convert, datetime_from_timestamp
@@ -39,15 +41,22 @@ def _summary(msg: usage_pb2.GetUsageSummaryRequest, c: Checker) -> SummaryQuery 
     )
 
 
-def results_to_proto(result: BatchResult, keys: list[str]) -> list[usage_pb2.UsageResult]:
-    """One UsageResult per event, in order; ``keys`` are the events' idempotency keys."""
-    out = []
+def fill_batch_response(
+    response: usage_pb2.RecordUsageBatchResponse | usage_pb2.StreamUsageResponse,
+    result: BatchResult,
+    keys: Sequence[str],
+) -> None:
+    """The counts and one UsageResult per event, in order; ``keys`` are the events' idempotency
+    keys. Results are filled in place with ``add``: building messages and then copying them in
+    costs twice as much at 100,000 events a second."""
+    response.accepted_count = result.count(Outcome.ACCEPTED)
+    response.duplicate_count = result.count(Outcome.DUPLICATE)
+    response.rejected_count = result.count(Outcome.REJECTED)
+    add = response.results.add
     for index, outcome in enumerate(result.outcomes):
-        item = usage_pb2.UsageResult(index=index, idempotency_key=keys[index], outcome=_OUTCOMES[outcome])
-        rejection = result.rejections.get(index)
+        item = add(index=index, idempotency_key=keys[index], outcome=_OUTCOMES[outcome])
+        rejection = result.rejections.get(index) if outcome is Outcome.REJECTED else None
         if rejection is not None:
             item.code = STATUS_OF[rejection.error].value[0]
             item.reason = rejection.reason
             item.field = rejection.field
-        out.append(item)
-    return out

@@ -9,8 +9,9 @@ from typing import Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from rating.usecases.billing_ports import BillingUnitOfWork
 from rating.usecases.idempotency import RequestKey, run_once
-from rating.usecases.ports import CatalogSource, UnitOfWork, UnitOfWorkFactory
+from rating.usecases.ports import CatalogSource
 
 M = TypeVar("M", bound=Message)
 
@@ -23,8 +24,8 @@ class MutatingRequest(Protocol):
 
 @dataclass(frozen=True)
 class Dependencies:
-    unit_of_work: UnitOfWorkFactory
-    read_only: UnitOfWorkFactory
+    unit_of_work: Callable[[], BillingUnitOfWork]
+    read_only: Callable[[], BillingUnitOfWork]
     catalog: CatalogSource
     clock: Callable[[], datetime]
 
@@ -34,7 +35,7 @@ async def mutate(
     method: str,
     request: Message,
     response_type: type[M],
-    build: Callable[[UnitOfWork], Awaitable[M]],
+    build: Callable[[BillingUnitOfWork], Awaitable[M]],
 ) -> M:
     """Run ``build`` once per request id; a retry gets the stored response back."""
     payload = type(request)()
@@ -50,6 +51,6 @@ async def mutate(
     )
 
 
-async def read(deps: Dependencies, query: Callable[[UnitOfWork], Awaitable[M]]) -> M:
+async def read(deps: Dependencies, query: Callable[[BillingUnitOfWork], Awaitable[M]]) -> M:
     async with deps.read_only() as uow:
         return await query(uow)

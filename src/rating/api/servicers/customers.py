@@ -12,7 +12,7 @@ from rating.api.errors import translate_errors
 from rating.api.pagination import next_token, page_of
 from rating.api.servicers._support import Dependencies, mutate, read
 from rating.usecases import customers
-from rating.usecases.ports import UnitOfWork
+from rating.usecases.billing_ports import BillingUnitOfWork
 
 Context = Any
 
@@ -27,7 +27,7 @@ class CustomerServicer:
     ) -> pb.CreateCustomerResponse:
         customer = convert.customer_from_proto(request.customer, "customer")
 
-        async def build(uow: UnitOfWork) -> pb.CreateCustomerResponse:
+        async def build(uow: BillingUnitOfWork) -> pb.CreateCustomerResponse:
             created = await customers.create_customer(uow, customer)
             return pb.CreateCustomerResponse(customer=convert.customer_to_proto(created))
 
@@ -37,7 +37,7 @@ class CustomerServicer:
     async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.GetCustomerResponse:
         customer_id = parse_name(request.name, "customers", "name")
 
-        async def query(uow: UnitOfWork) -> pb.GetCustomerResponse:
+        async def query(uow: BillingUnitOfWork) -> pb.GetCustomerResponse:
             customer = await uow.entities.get(Customer, customer_id)
             return pb.GetCustomerResponse(customer=convert.customer_to_proto(customer))
 
@@ -57,7 +57,7 @@ class CustomerServicer:
             if value
         }
 
-        async def query(uow: UnitOfWork) -> pb.ListCustomersResponse:
+        async def query(uow: BillingUnitOfWork) -> pb.ListCustomersResponse:
             found = await uow.entities.list(Customer, after=after, limit=size + 1, where=filters)
             return pb.ListCustomersResponse(
                 customers=[convert.customer_to_proto(c) for c in found[:size]],
@@ -73,7 +73,7 @@ class CustomerServicer:
         customer_id = parse_name(request.customer.name, "customers", "customer.name")
         changes = convert.customer_changes(request.customer, request.update_mask.paths)
 
-        async def build(uow: UnitOfWork) -> pb.UpdateCustomerResponse:
+        async def build(uow: BillingUnitOfWork) -> pb.UpdateCustomerResponse:
             updated = await customers.update_customer(uow, customer_id, changes)
             return pb.UpdateCustomerResponse(customer=convert.customer_to_proto(updated))
 

@@ -13,9 +13,12 @@ from rating.api.converters.common import timestamp_from_datetime
 from rating.api.errors import check_decoded, translate_errors, translate_stream_errors
 from rating.api.servicers._support import Dependencies
 from rating.usecases import usage
-from rating.usecases.usage import BatchResult, GroupCommitter, Outcome, UsageStore
+from rating.usecases.usage import GroupCommitter, Outcome, UsageStore
 
 Context = Any
+# The only two answers RecordUsage gives, encoded once (the registration sends bytes as they are).
+_ACCEPTED = pb.RecordUsageResponse(duplicate=False).SerializeToString()
+_DUPLICATE = pb.RecordUsageResponse(duplicate=True).SerializeToString()
 
 
 class UsageServicer:
@@ -25,21 +28,20 @@ class UsageServicer:
         self.committer = committer
 
     @translate_errors
-    async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> pb.RecordUsageResponse:
+    async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> bytes:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
         outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
-        return pb.RecordUsageResponse(duplicate=outcome is Outcome.DUPLICATE)
+        return _DUPLICATE if outcome is Outcome.DUPLICATE else _ACCEPTED
 
     @translate_errors
     async def RecordUsageBatch(
         self, request: pb.RecordUsageBatchRequest, context: Context
     ) -> pb.RecordUsageBatchResponse:
         result = await usage.record_batch(self.store, self.deps.catalog, request.events, self.deps.clock())
-        return pb.RecordUsageBatchResponse(
-            results=convert.results_to_proto(result, [e.idempotency_key for e in request.events]),
-            **_counts(result),
-        )
+        response = pb.RecordUsageBatchResponse()
+        convert.fill_batch_response(response, result, [e.idempotency_key for e in request.events])
+        return response
 
     @translate_stream_errors
     async def StreamUsage(
@@ -53,11 +55,9 @@ class UsageServicer:
             result = await usage.record_batch(
                 self.store, self.deps.catalog, request.events, self.deps.clock()
             )
-            yield pb.StreamUsageResponse(
-                batch=batch,
-                results=convert.results_to_proto(result, [e.idempotency_key for e in request.events]),
-                **_counts(result),
-            )
+            response = pb.StreamUsageResponse(batch=batch)
+            convert.fill_batch_response(response, result, [e.idempotency_key for e in request.events])
+            yield response
             batch += 1
 
     @translate_errors
@@ -78,11 +78,3 @@ class UsageServicer:
                 for t in totals
             ]
         )
-
-
-def _counts(result: BatchResult) -> dict[str, int]:
-    return {
-        "accepted_count": result.count(Outcome.ACCEPTED),
-        "duplicate_count": result.count(Outcome.DUPLICATE),
-        "rejected_count": result.count(Outcome.REJECTED),
-    }
