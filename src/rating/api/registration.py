@@ -84,7 +84,7 @@ def add_service(server: grpc.aio.Server, servicer: Any, service: ServiceDescript
             request_deserializer=None if raw else _tolerant(request_type),
             response_serializer=_serializer(response_type),
         )
+    # NOTE: not also ``add_registered_method_handlers``, as the generated code does: with the
+    # ~60 methods of our services registered, a cached quote cost the grpc.aio server twice the
+    # instructions (callgrind: 709k vs 340k per call).
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    # As the generated code does: registered methods are found by one dict lookup, before the
-    # generic handlers of every service are asked in turn. (types-grpcio lacks the method.)
-    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
