@@ -26,7 +26,7 @@ from billing.cli_tokens import add_token_commands, demo_token, run_tokens
 from billing.store.database import create_pool, resolve_database_url
 from billing.store.migrate import migrate
 from billing.store.unit_of_work import PostgresUnitOfWork
-from billing.telemetry import configure_logging
+from billing.telemetry import configure_logging, configure_telemetry
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 T = TypeVar("T")
@@ -73,12 +73,18 @@ async def _serve(args: argparse.Namespace) -> None:
             await _migrate(url)
         if args.seed_demo:
             await _seed(url)
-        config = ServerConfig(host=args.host, port=args.port, tls=_tls(args))
+        config = ServerConfig(
+            host=args.host, port=args.port, tls=_tls(args), grace_seconds=args.grace_seconds
+        )
         print(_HOW_TO_CALL.format(target=f"{args.host}:{args.port}"), file=sys.stderr)
-        if args.with_invoicer:
-            await _serve_with_invoicer(url, config)
-        else:
-            await serve_until_signal(url, config)
+        telemetry = configure_telemetry("billing-rating")
+        try:
+            if args.with_invoicer:
+                await _serve_with_invoicer(url, config)
+            else:
+                await serve_until_signal(url, config)
+        finally:
+            telemetry.shutdown()  # flush the spans and metrics still buffered
 
 
 async def _serve_with_invoicer(url: str, config: Any) -> None:
@@ -149,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--tls-client-ca", "BILLING_TLS_CLIENT_CA", "CA (PEM) client certificates must chain to: mTLS"),
     ):
         serve.add_argument(flag, default=os.environ.get(env) or None, help=f"{what}; env {env}")
+    serve.add_argument(
+        "--grace-seconds", type=float, default=10.0, help="on SIGTERM, how long in-flight calls may finish"
+    )
     commands.add_parser("migrate", help="apply pending migrations")
     commands.add_parser("seed-demo", help="load the demo catalog into an empty catalog")
     add_token_commands(commands)

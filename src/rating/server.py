@@ -47,6 +47,7 @@ from rating.api.servicers.subscriptions import SubscriptionServicer
 from rating.api.servicers.test_clocks import TestClockServicer
 from rating.api.servicers.usage import UsageServicer
 from rating.api.tls import TlsFiles, server_credentials
+from rating.api.tracing import ServerTelemetry
 from rating.catalog_cache import CatalogCache
 from rating.usecases.usage import GroupCommitter
 
@@ -98,9 +99,10 @@ class RunningServer:
         await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task stuck in its cleanup (UNLISTEN on a connection that died) must not hold
+        # the shutdown forever; the pool is terminated below if it does not close in time.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=max(grace, 1.0))
         try:
             await asyncio.wait_for(self._pool.close(), timeout=max(grace, 1.0))
         except TimeoutError:
@@ -125,7 +127,9 @@ async def start_server(
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(options=options, interceptors=[AccessControl(tokens, config.limits)])
+    # ServerTelemetry first: outermost, so it measures and traces calls later interceptors refuse.
+    interceptors = [ServerTelemetry(), AccessControl(tokens, config.limits)]
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     catalog = CatalogServicer(deps)
     add_service(server, catalog, catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"])
     add_service(server, CustomerServicer(deps), customer_pb2.DESCRIPTOR.services_by_name["CustomerService"])
@@ -165,7 +169,7 @@ async def start_server(
         asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
         asyncio.create_task(_maintain_partitions(usage_store, deps.clock)),
     ]
-    log.info("rating server started", address=f"{config.host}:{port}", catalog_version=cache.version())
+    log.info("rating server started", listen=f"{config.host}:{port}", catalog_version=cache.version())
     return RunningServer(server, port, cache, health_servicer, tasks, pool)
 
 

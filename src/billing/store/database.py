@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from billing.store.connection import StoreConnection
 from billing.store.embedded import EmbeddedPostgres
 
 __all__ = [
@@ -79,9 +80,11 @@ async def create_pool(
     statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
     extra_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool[asyncpg.Record]:
-    """An opened asyncpg pool with the project's connection settings (plus ``extra_settings``)."""
+    """An opened asyncpg pool with the project's connection settings (plus ``extra_settings``);
+    its queries are traced when the span they run under is sampled (:mod:`billing.store.connection`)."""
     return await asyncpg.create_pool(
         url,
+        connection_class=StoreConnection,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,

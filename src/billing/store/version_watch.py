@@ -61,6 +61,10 @@ async def watch_version(
         await _release(pool, listener, channel, on_notify)
 
 
+# UNLISTEN on a connection whose server went away can wait for a TCP timeout; give up sooner.
+_RELEASE_TIMEOUT_S = 5.0
+
+
 async def _release(
     pool: asyncpg.Pool[Any],
     listener: PoolConnectionProxy[Any] | None,
@@ -72,7 +76,7 @@ async def _release(
     if listener is None:
         return
     try:
-        await listener.remove_listener(channel, callback)
+        await asyncio.wait_for(listener.remove_listener(channel, callback), _RELEASE_TIMEOUT_S)
     except Exception:
         with contextlib.suppress(Exception):
             listener.terminate()

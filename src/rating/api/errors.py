@@ -27,7 +27,8 @@ from billing.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
-from rating.api.registration import Undecodable
+from billing.tracing import note_exception
+from rating.api.registration import MAX_REPEATED, Undecodable
 
 log = structlog.get_logger(__name__)
 
@@ -48,27 +49,44 @@ Response = TypeVar("Response")
 Handler = Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
 
 
+# The status travels in trailers, which clients refuse above 8 KiB by default (grpc's
+# max_metadata_size): the message and the details are bounded well below that together.
+MAX_MESSAGE_CHARS = 512
+MAX_DETAILS_BYTES = 4096
+
+
 def to_status(error: BillingError) -> status_pb2.Status:
     code = grpc.StatusCode.INTERNAL
     for kind in type(error).__mro__:
         if kind in STATUS_OF:  # subclasses map like their parent
             code = STATUS_OF[kind]
             break
-    status = status_pb2.Status(code=code.value[0], message=error.message[:1024])
+    status = status_pb2.Status(code=code.value[0], message=error.message[:MAX_MESSAGE_CHARS])
     if isinstance(error, InvalidArgument):
-        details = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
-            ]
-        )
-        status.details.add().Pack(details)
+        status.details.add().Pack(_bad_request(error))
     elif isinstance(error, ResourceExhausted):
         # google.rpc.RetryInfo: the standard place for "when may I come back" (AIP-193).
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromMilliseconds(error.retry_after_ms)
         status.details.add().Pack(retry)
     return status
+
+
+def _bad_request(error: InvalidArgument) -> error_details_pb2.BadRequest:
+    """The field violations, as many as fit in MAX_DETAILS_BYTES, then a count of the rest."""
+    details = error_details_pb2.BadRequest()
+    size = 0
+    for index, violation in enumerate(error.violations):
+        item = error_details_pb2.BadRequest.FieldViolation(
+            field=violation.field[:200], description=violation.description[:300]
+        )
+        size += item.ByteSize() + 4
+        if size > MAX_DETAILS_BYTES:
+            rest = len(error.violations) - index
+            details.field_violations.add(field="", description=f"and {rest} more problems")
+            break
+        details.field_violations.append(item)
+    return details
 
 
 INTERNAL = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
@@ -86,8 +104,9 @@ def translate_errors(handler: Handler[Request, Response]) -> Handler[Request, Re
             status = to_status(error)
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error", method=handler.__name__)
+            note_exception(error)
             status = INTERNAL
         # The rich status (BadRequest field violations) travels in the standard trailer.
         grpc_status = rpc_status.to_status(status)
@@ -115,8 +134,9 @@ def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[R
             status = to_status(error)
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error", method=handler.__name__)
+            note_exception(error)
             status = INTERNAL
         grpc_status = rpc_status.to_status(status)
         await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
@@ -125,12 +145,14 @@ def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[R
 
 
 def check_decoded(request: object) -> None:
-    """Raise InvalidArgument for a streamed message that could not be decoded."""
+    """Raise InvalidArgument for a message that could not be decoded or is too long."""
     decoded(request)
 
 
 def decoded(request: Request | Undecodable) -> Request:
-    """The request message; InvalidArgument when its bytes could not be decoded."""
+    """The request message; InvalidArgument when it could not be decoded or is too long."""
     if isinstance(request, Undecodable):
+        if request.field:
+            raise InvalidArgument.single(request.field, f"at most {MAX_REPEATED} entries are allowed")
         raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")
     return request

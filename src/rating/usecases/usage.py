@@ -383,6 +383,8 @@ def _error(rejection: Rejection) -> Exception:
 async def cancel(store: UsageStore, key: str) -> tuple[bool, datetime]:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidArgument.single("idempotency_key", f"1 to {MAX_KEY_LENGTH} characters")
+    if "\x00" in key:  # no stored key has one, and PostgreSQL text cannot hold it
+        raise InvalidArgument.single("idempotency_key", "must not contain NUL characters")
     found = await store.cancel(key)
     if found is None:
         raise NotFound(f"no usage event with idempotency key {key[:60]!r}")

@@ -174,11 +174,13 @@ def _check_value_property(value_property: str, aggregation: Aggregation, c: Chec
 
 
 def _dimensions(values: Sequence[str], c: Checker) -> tuple[str, ...]:
+    seen: set[str] = set()  # not values[:index]: that is quadratic, 22 s for 30,000 entries
     for index, value in enumerate(values):
         path = f"dimensions[{index}]"
         c.required(value, path)
-        if value in values[:index]:
+        if value in seen:
             c.add(path, f"duplicate dimension {value[:40]!r}")
+        seen.add(value)
     return tuple(values)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from billing.v1 import usage_pb2
 from rating.api.converters.catalog import read_properties
-from rating.api.converters.common import Checker, convert, datetime_from_timestamp
+from rating.api.converters.common import Checker, convert
 from rating.api.errors import STATUS_OF
 from rating.usecases.usage import BatchResult, Outcome, SummaryQuery
 
@@ -29,15 +29,13 @@ def _summary(msg: usage_pb2.GetUsageSummaryRequest, c: Checker) -> SummaryQuery 
     for name in ("start_time", "end_time"):
         if not msg.HasField(name):
             c.add(name, "is required")
-    if not (msg.HasField("start_time") and msg.HasField("end_time")):
+    # Through the checker: a timestamp outside years 1-9999 is bad input, not a crash.
+    start = c.timestamp(msg.start_time, msg.HasField("start_time"), "start_time")
+    end = c.timestamp(msg.end_time, msg.HasField("end_time"), "end_time")
+    if start is None or end is None:
         return None
     return SummaryQuery(
-        customer_id=customer_id,
-        meter=meter,
-        filters=filters,
-        start=datetime_from_timestamp(msg.start_time),
-        end=datetime_from_timestamp(msg.end_time),
-        group_by=msg.group_by,
+        customer_id=customer_id, meter=meter, filters=filters, start=start, end=end, group_by=msg.group_by
     )
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from billing.domain.decimals import format_decimal
 from billing.domain.errors import InvalidArgument
+from billing.metrics import record_usage
 from billing.v1 import usage_pb2 as pb
 from rating.api.converters import usage as convert
 from rating.api.converters.common import timestamp_from_datetime
 from rating.api.errors import check_decoded, translate_errors, translate_stream_errors
 from rating.api.servicers._support import Dependencies
 from rating.usecases import usage
-from rating.usecases.usage import GroupCommitter, Outcome, UsageStore
+from rating.usecases.usage import BatchResult, GroupCommitter, Outcome, UsageStore
 
 Context = Any
 # The only two answers RecordUsage gives, encoded once (the registration sends bytes as they are).
@@ -32,7 +33,9 @@ class UsageServicer:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
         outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
-        return _DUPLICATE if outcome is Outcome.DUPLICATE else _ACCEPTED
+        duplicate = outcome is Outcome.DUPLICATE
+        record_usage(accepted=int(not duplicate), duplicate=int(duplicate), rejected=0)
+        return _DUPLICATE if duplicate else _ACCEPTED
 
     @translate_errors
     async def RecordUsageBatch(
@@ -40,7 +43,7 @@ class UsageServicer:
     ) -> pb.RecordUsageBatchResponse:
         result = await usage.record_batch(self.store, self.deps.catalog, request.events, self.deps.clock())
         response = pb.RecordUsageBatchResponse()
-        convert.fill_batch_response(response, result, [e.idempotency_key for e in request.events])
+        _answer(response, result, request.events)
         return response
 
     @translate_stream_errors
@@ -56,7 +59,7 @@ class UsageServicer:
                 self.store, self.deps.catalog, request.events, self.deps.clock()
             )
             response = pb.StreamUsageResponse(batch=batch)
-            convert.fill_batch_response(response, result, [e.idempotency_key for e in request.events])
+            _answer(response, result, request.events)
             yield response
             batch += 1
 
@@ -78,3 +81,13 @@ class UsageServicer:
                 for t in totals
             ]
         )
+
+
+def _answer(
+    response: pb.RecordUsageBatchResponse | pb.StreamUsageResponse,
+    result: BatchResult,
+    events: Sequence[pb.UsageEvent],
+) -> None:
+    """Fill the answer to one batch and count its outcomes in the usage metrics."""
+    convert.fill_batch_response(response, result, [e.idempotency_key for e in events])
+    record_usage(response.accepted_count, response.duplicate_count, response.rejected_count)
