@@ -7,10 +7,12 @@ What runs, all in one invocation (about 35 s, capped at 60 s by a watchdog):
 - a database: a fresh ``bench_<hex>`` on the ``DATABASE_URL`` server (dropped at the end), or an
   embedded PostgreSQL in a temporary folder when ``DATABASE_URL`` is unset; migrated and seeded
   with the demo catalog;
-- the real rating server, ``python -m billing.cli serve`` (uvloop, structlog JSON at INFO: the
-  production configuration), pinned to the first CPU;
+- the real rating server, ``python -m billing.cli serve`` (uvloop, structlog JSON at INFO, every
+  call authenticated by a bearer token with the ``quote`` scope: the production configuration),
+  pinned to the first CPU;
 - the baseline: a bare grpc.aio server (uvloop) whose ``RatingService.Quote`` returns an empty
-  ``QuoteResponse``, in its own process, pinned to the same CPU;
+  ``QuoteResponse``, in its own process, pinned to the same CPU; it receives the same token
+  header and ignores it;
 - the load generator, in its own process pinned to the second CPU: grpc.aio with uvloop, a fixed
   number of calls in flight over a few channels per server. It sends the same pre-serialized
   realistic cart to both servers and does not decode the answers, to keep its own cost per call
@@ -21,7 +23,8 @@ What runs, all in one invocation (about 35 s, capped at 60 s by a watchdog):
 Before measuring, the real server's answer to the cart is checked against hand-computed amounts.
 
 stdout: one JSON object per line per case (DESIGN.md §9), nothing else; progress goes to stderr.
-``--py-spy BIN --profile-out FILE`` also records the real server with py-spy during its window.
+``--py-spy BIN --profile-out FILE`` also records the real server with py-spy during the first
+window of ``--profile-case`` (the cached cart by default, or the distinct one).
 The roles ``noop-server`` and ``client`` are this same file run with ``--role``.
 """
 
@@ -181,6 +184,8 @@ def client(args: argparse.Namespace) -> None:
     import uvloop
 
     payload = bytes.fromhex(args.request_hex)
+    # Every call carries the checkout token (the no-op server gets it too, and ignores it).
+    metadata = _bearer(os.environ[TOKEN_ENV])
     targets = args.target.split(",")
     pids = [int(pid) for pid in args.server_pid.split(",")]
     varied = [flag == "1" for flag in args.vary.split(",")]
@@ -214,7 +219,7 @@ def client(args: argparse.Namespace) -> None:
                 body = distinct_cart() if vary else payload
                 began = perf()
                 try:
-                    await stub(body, timeout=CALL_TIMEOUT_S)
+                    await stub(body, timeout=CALL_TIMEOUT_S, metadata=metadata)
                 except grpc.aio.AioRpcError as error:
                     errors.append(f"{error.code().name}: {error.details()}")
                     continue
@@ -546,7 +551,31 @@ def _tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
-def build_request(target: str) -> bytes:
+TOKEN_ENV = "BENCH_QUOTE_TOKEN"
+
+
+async def issue_tokens(url: str) -> tuple[str, str]:
+    """Secrets of two tokens, as production has them: a reader's to look the add-on up, and a
+    checkout page's (scope ``quote``, server default limits) for the load."""
+    from billing.store.api_tokens import PostgresTokenStore
+    from billing.store.database import create_pool
+    from rating.usecases.tokens import issue_token
+
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        store = PostgresTokenStore(pool)
+        reader = await issue_token(store, f"bench-reader-{secrets.token_hex(4)}", ["billing:read"])
+        checkout = await issue_token(store, f"bench-checkout-{secrets.token_hex(4)}", ["quote"])
+        return reader.secret, checkout.secret
+    finally:
+        await pool.close()
+
+
+def _bearer(secret: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {secret}"),)
+
+
+def build_request(target: str, token: str) -> bytes:
     """The realistic cart, with the add-on id looked up on the real server."""
     import grpc
 
@@ -554,7 +583,7 @@ def build_request(target: str) -> bytes:
 
     with grpc.insecure_channel(target) as channel:
         addons = catalog_pb2_grpc.CatalogServiceStub(channel).ListAddOns(
-            catalog_pb2.ListAddOnsRequest(page_size=100), timeout=5
+            catalog_pb2.ListAddOnsRequest(page_size=100), timeout=5, metadata=_bearer(token)
         )
     by_name = {addon.display_name: addon.name for addon in addons.add_ons}
     if ADD_ON_DISPLAY_NAME not in by_name:
@@ -570,7 +599,7 @@ def build_request(target: str) -> bytes:
     return request.SerializeToString()
 
 
-def verify_quote(target: str, payload: bytes) -> None:
+def verify_quote(target: str, payload: bytes, token: str) -> None:
     """The real server prices the cart, to the cent, before anything is measured."""
     import grpc
 
@@ -578,7 +607,8 @@ def verify_quote(target: str, payload: bytes) -> None:
 
     with grpc.insecure_channel(target) as channel:
         stub = rating_pb2_grpc.RatingServiceStub(channel)
-        quote = stub.Quote(rating_pb2.QuoteRequest.FromString(payload), timeout=5).quote
+        request = rating_pb2.QuoteRequest.FromString(payload)
+        quote = stub.Quote(request, timeout=5, metadata=_bearer(token)).quote
     got = (len(quote.lines), quote.subtotal, quote.discount_total, quote.total)
     want = (EXPECTED_LINES, EXPECTED_SUBTOTAL, EXPECTED_DISCOUNT, EXPECTED_SUBTOTAL - EXPECTED_DISCOUNT)
     assert quote.total > 0, f"empty quote: {quote}"
@@ -595,6 +625,7 @@ def run_client(
     cpu: int | None,
     servers: list[tuple[str, int, bool]],
     payload: bytes,
+    token: str,
     on_measuring: Any,
 ) -> list[dict[str, Any]]:
     argv = _self(
@@ -621,7 +652,13 @@ def run_client(
         str(args.measure_s),
         *(["--cpu", str(cpu)] if cpu is not None else []),
     )
-    process = procs.start("load generator", argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    process = procs.start(
+        "load generator",
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        env={**os.environ, TOKEN_ENV: token},
+    )
     assert process.stdout is not None
     results: list[dict[str, Any]] | None = None
     for raw in process.stdout:
@@ -643,6 +680,10 @@ def run_client(
             f"server CPU {result['server_cpu_pct']:.0f}%, client CPU {result['client_cpu_pct']:.0f}%"
         )
     return results
+
+
+# The client's target index of each case the real server serves (see ``orchestrate``).
+PROFILED = {"realistic_cart": 0, "realistic_cart_distinct": 1}
 
 
 def _py_spy_argv(args: argparse.Namespace, pid: int) -> list[str]:
@@ -668,6 +709,8 @@ def _case(case: str, rate_key: str, result: dict[str, Any], args: argparse.Names
 
 
 def orchestrate(args: argparse.Namespace) -> int:
+    import asyncio
+
     load_s = args.rounds * 3 * (args.round_warmup_s + args.measure_s) + 3 * args.warmup_s
     signal.signal(signal.SIGTERM, _on_term)
     _arm_watchdog(max(WATCHDOG_S, int(load_s + 25)))
@@ -681,13 +724,15 @@ def orchestrate(args: argparse.Namespace) -> int:
         reap_killed_runs()
         with database(workdir, name) as url:
             try:
+                # Issued before the server starts, so it loads them with everything else.
+                reader_token, checkout_token = asyncio.run(issue_tokens(url))
                 real_server, real_port = start_real_server(procs, url, server_cpu, server_log)
                 noop_pid, noop_port = start_noop_server(procs, server_cpu)
                 real, noop = f"127.0.0.1:{real_port}", f"127.0.0.1:{noop_port}"
                 wait_serving(real, real_server, server_log, timeout_s=20)
                 log(f"rating server SERVING on {real} (pid {real_server.pid}), no-op server on {noop}")
-                payload = build_request(real)
-                verify_quote(real, payload)
+                payload = build_request(real, reader_token)
+                verify_quote(real, payload, checkout_token)
                 log(
                     f"load: {args.concurrency} calls in flight over {args.channels} channels; "
                     f"{args.rounds} rounds of {args.measure_s:g} s per server, alternating; "
@@ -695,7 +740,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 )
 
                 def on_measuring(target: int, round_: int) -> None:
-                    if args.py_spy and target == 0 and round_ == 0:
+                    if args.py_spy and target == PROFILED[args.profile_case] and round_ == 0:
                         procs.start(
                             "py-spy",
                             _py_spy_argv(args, real_server.pid),
@@ -710,6 +755,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                     client_cpu,
                     [(real, real_server.pid, False), (real, real_server.pid, True), (noop, noop_pid, False)],
                     payload,
+                    checkout_token,
                     on_measuring,
                 )
                 problems = [line for line in _tail(server_log, 1000).splitlines() if _is_problem(line)]
@@ -759,6 +805,7 @@ def main() -> int:
     parser.add_argument("--measure-s", type=float, default=DEFAULT_MEASURE_S, help="one window")
     parser.add_argument("--py-spy", metavar="BIN", help="record the rating server's first window with py-spy")
     parser.add_argument("--profile-out", default="quote-profile.txt", help="py-spy raw (collapsed) output")
+    parser.add_argument("--profile-case", choices=sorted(PROFILED), default="realistic_cart")
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", help=argparse.SUPPRESS)

@@ -8,11 +8,11 @@ were sold; a ``lookup_key`` can move to the newest version.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from billing.domain.errors import NotFound
 from billing.domain.pricing import PriceModel
@@ -179,6 +179,7 @@ class Catalog:
     _plan_keys: Mapping[str, Plan] = field(init=False, repr=False)
     _coupon_codes: Mapping[str, Coupon] = field(init=False, repr=False)
     _meter_events: Mapping[str, Meter] = field(init=False, repr=False)
+    _derived: dict[Hashable, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Derived indexes, built once per snapshot rather than searched per quote.
@@ -188,6 +189,20 @@ class Catalog:
         object.__setattr__(self, "_plan_keys", {p.lookup_key: p for p in self.plans.values() if p.lookup_key})
         object.__setattr__(self, "_coupon_codes", {c.code: c for c in self.coupons.values()})
         object.__setattr__(self, "_meter_events", {m.event_name: m for m in self.meters.values()})
+        object.__setattr__(self, "_derived", {})
+
+    def derived(self, key: Hashable, build: Callable[[Catalog], _T]) -> _T:
+        """``build(self)``, computed once per snapshot and ``key``.
+
+        What is derived from an immutable snapshot never goes stale, and it goes away with the
+        snapshot, so nothing computed from one catalog version can serve another. Keys must
+        name catalog entities (bounded by the catalog), never request values.
+        """
+        try:
+            return cast(_T, self._derived[key])
+        except KeyError:
+            value = self._derived[key] = build(self)
+            return value
 
     def price(self, price_id: str) -> Price:
         return _get(self.prices, price_id, "price")

@@ -121,15 +121,25 @@ class Quote:
         return self.subtotal - self.discount_total
 
 
-@dataclass(slots=True)
-class _Entry:
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """A line of a cart before its quantity is known: what a plan contributes is derived once
+    per catalog snapshot, not per quote."""
+
     kind: LineKind
     price: Price
-    quantity: Decimal
     description: str
     path: str
     included: bool = False
     inline: bool = False
+    # A usage price's filters, as pairs an estimate's properties must include.
+    filters: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(slots=True)
+class _Entry:
+    slot: _Slot
+    quantity: Decimal
     estimates: list[UsageEstimate] = field(default_factory=list)
     aggregation: Aggregation = Aggregation.SUM
 
@@ -147,14 +157,18 @@ def price_quote(request: QuoteRequest, catalog: Catalog, as_of: datetime) -> Quo
     discounts: list[list[LineDiscount]] = [[] for _ in entries]
     remaining = list(amounts)
     for coupon in coupons:
-        owed = [Discountable(e.price.product_id, left) for e, left in zip(entries, remaining, strict=True)]
+        owed = [
+            Discountable(e.slot.price.product_id, left) for e, left in zip(entries, remaining, strict=True)
+        ]
         for index, cut in enumerate(discount_lines(coupon, owed)):
             if cut:
                 discounts[index].append(LineDiscount(coupon.id, cut))
                 remaining[index] -= cut
     lines = tuple(
-        QuoteLine(e.kind, e.description, e.price, charge, amount, tuple(cuts), e.included, e.inline)
-        for e, charge, amount, cuts in zip(entries, charges, amounts, discounts, strict=True)
+        QuoteLine(s.kind, s.description, s.price, charge, amount, tuple(cuts), s.included, s.inline)
+        for s, charge, amount, cuts in zip(
+            (e.slot for e in entries), charges, amounts, discounts, strict=True
+        )
     )
     return Quote(request.currency, lines, catalog.version, as_of, coupons)
 
@@ -163,36 +177,52 @@ def _cart(request: QuoteRequest, catalog: Catalog) -> list[_Entry]:
     entries: list[_Entry] = []
     if request.plan is not None:
         plan = _select_plan(request.plan, catalog)
-        if plan.seat_price_id:
-            price = catalog.price(plan.seat_price_id)
-            entries.append(_Entry(LineKind.SEAT, price, request.seats, f"{plan.name} seats", "plan"))
-        for price_id in plan.usage_price_ids:
-            price = catalog.price(price_id)
-            entries.append(_Entry(LineKind.USAGE, price, _ZERO, catalog.describe_price(price), "plan"))
-        for addon_id in plan.included_addon_ids:
-            addon = catalog.addon(addon_id)
-            price = catalog.price(addon.price_id)
-            description = f"{addon.name} (included)"
-            entries.append(_Entry(LineKind.ADD_ON, price, _ONE, description, "plan", included=True))
+        for slot in catalog.derived(("quote plan slots", plan.id), lambda c: _plan_slots(plan, c)):
+            quantity = request.seats if slot.kind is LineKind.SEAT else _ONE if slot.included else _ZERO
+            entries.append(_Entry(slot, quantity))
     for index, item in enumerate(request.items):
         path = f"items[{index}].price"
         price, inline = _select_price(item.price, catalog, path)
         kind = LineKind.USAGE if price.is_usage else LineKind.ITEM
-        description = catalog.describe_price(price)
-        entries.append(_Entry(kind, price, item.quantity, description, path, inline=inline))
+        entries.append(
+            _Entry(_slot(kind, price, catalog.describe_price(price), path, inline=inline), item.quantity)
+        )
     for index, addon_id in enumerate(request.add_on_ids):
         path = f"add_ons[{index}]"
         addon = _located(path, lambda: catalog.addon(addon_id))  # noqa: B023
         _require_active(addon.active, path, f"add-on {addon.id!r} is archived")
-        price = catalog.price(addon.price_id)
-        entries.append(_Entry(LineKind.ADD_ON, price, _ONE, addon.name, path))
+        entries.append(_Entry(_slot(LineKind.ADD_ON, catalog.price(addon.price_id), addon.name, path), _ONE))
     for entry in entries:
-        if entry.price.currency != request.currency:
+        price = entry.slot.price
+        if price.currency != request.currency:
             raise InvalidArgument.single(
-                entry.path,
-                f"price {entry.price.id!r} is in {entry.price.currency}, the quote is in {request.currency}",
+                entry.slot.path,
+                f"price {price.id!r} is in {price.currency}, the quote is in {request.currency}",
             )
     return entries
+
+
+def _plan_slots(plan: Plan, catalog: Catalog) -> tuple[_Slot, ...]:
+    slots: list[_Slot] = []
+    if plan.seat_price_id:
+        slots.append(_slot(LineKind.SEAT, catalog.price(plan.seat_price_id), f"{plan.name} seats", "plan"))
+    for price_id in plan.usage_price_ids:
+        price = catalog.price(price_id)
+        slots.append(_slot(LineKind.USAGE, price, catalog.describe_price(price), "plan"))
+    for addon_id in plan.included_addon_ids:
+        addon = catalog.addon(addon_id)
+        description = f"{addon.name} (included)"
+        slots.append(
+            _slot(LineKind.ADD_ON, catalog.price(addon.price_id), description, "plan", included=True)
+        )
+    return tuple(slots)
+
+
+def _slot(
+    kind: LineKind, price: Price, description: str, path: str, *, included: bool = False, inline: bool = False
+) -> _Slot:
+    filters = frozenset(price.usage.filters) if price.usage is not None else frozenset()
+    return _Slot(kind, price, description, path, included, inline, filters)
 
 
 def _select_plan(selector: PlanSelector, catalog: Catalog) -> Plan:
@@ -223,8 +253,9 @@ def _assign_usage(estimates: Sequence[UsageEstimate], entries: list[_Entry], cat
     """
     by_meter: dict[str, list[_Entry]] = {}
     for entry in entries:
-        if entry.price.usage is not None:
-            by_meter.setdefault(entry.price.usage.meter_id, []).append(entry)
+        usage = entry.slot.price.usage
+        if usage is not None:
+            by_meter.setdefault(usage.meter_id, []).append(entry)
     for index, estimate in enumerate(estimates):
         meter = catalog.meters.get(estimate.meter) or catalog.meter_for_event(estimate.meter)
         if meter is None:
@@ -235,9 +266,10 @@ def _assign_usage(estimates: Sequence[UsageEstimate], entries: list[_Entry], cat
                 raise InvalidArgument.single(
                     f"usage[{index}].properties", f"meter {meter.event_name!r} has no dimension {key!r}"
                 )
+        pairs = properties.items()
         matched = False
         for entry in by_meter.get(meter.id, ()):
-            if all(properties.get(key) == value for key, value in entry.price.usage.filters):  # type: ignore[union-attr]
+            if entry.slot.filters <= pairs:
                 entry.estimates.append(estimate)
                 entry.aggregation = meter.aggregation
                 matched = True
@@ -256,10 +288,10 @@ def _combine(estimates: Sequence[UsageEstimate], aggregation: Aggregation) -> De
 
 
 def _charge(entry: _Entry) -> Charge:
-    if entry.included:
+    if entry.slot.included:
         return Charge(quantity=entry.quantity, amount=_ZERO, unit_amount=_ZERO)
     count = sum(e.transaction_count for e in entry.estimates)
-    return entry.price.model.charge(Usage(entry.quantity, transaction_count=count))
+    return entry.slot.price.model.charge(Usage(entry.quantity, transaction_count=count))
 
 
 def _coupon(catalog: Catalog, code: str, path: str, currency: str, as_of: datetime) -> Coupon:

@@ -146,7 +146,13 @@ def translate_stream_errors(handler: StreamHandler[Response]) -> StreamHandler[R
 
 def check_decoded(request: object) -> None:
     """Raise InvalidArgument for a message that could not be decoded or is too long."""
+    decoded(request)
+
+
+def decoded(request: Request | Undecodable) -> Request:
+    """The request message; InvalidArgument when it could not be decoded or is too long."""
     if isinstance(request, Undecodable):
         if request.field:
             raise InvalidArgument.single(request.field, f"at most {MAX_REPEATED} entries are allowed")
         raise InvalidArgument.single("", f"the request is not a valid {request.type_name} message")
+    return request

@@ -244,3 +244,14 @@ async def test_an_inline_price_is_quoted_without_being_published(
     assert quote.lines[0].exact_amount == "4955.5"
     assert quote.total == 4956
     assert quote.lines[0].price == ""
+
+
+async def test_a_quote_with_an_overlong_repeated_field_is_refused_before_it_is_priced(
+    rating_stub: Rating,
+) -> None:
+    # Quote decodes its own bytes (the cache answers from them): the bound on repeated fields
+    # that every other method gets from its deserializer must hold here too.
+    request = rating_pb2.QuoteRequest(currency="USD", coupon_codes=["LAUNCH20"] * 10_001)
+    error = await failure(rating_stub.Quote(request))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == {"coupon_codes": "at most 10000 entries are allowed"}

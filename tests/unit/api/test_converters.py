@@ -50,6 +50,7 @@ from rating.api.converters import (
     quote_request_from_proto,
     quote_to_proto,
 )
+from rating.api.converters.quotes import LineTemplates, quote_response
 
 # --- builders of valid messages, changed one field at a time by the cases below -------------
 
@@ -722,6 +723,18 @@ def test_a_quote_carries_names_tiers_exact_amounts_and_discounts() -> None:
     assert (wire.subtotal, wire.discount_total, wire.total) == (611, 61, 550)
     assert wire.quote_time.ToDatetime(tzinfo=UTC) == as_of
     assert wire.catalog_version == 1
+
+
+def test_a_line_template_serves_one_catalog_version_and_changes_nothing_in_the_answer() -> None:
+    price = Price("price_s", "prod_1", "USD", PerUnit(Decimal(100)), recurring=Recurring(Interval.MONTH))
+    catalog = Catalog(4, products={"prod_1": Product("prod_1", "Seats")}, prices={"price_s": price})
+    cart = QuoteRequest("USD", items=(QuoteItem(PriceSelector(price_id="price_s"), Decimal(2)),))
+    quote = price_quote(cart, catalog, datetime(2025, 1, 31, tzinfo=UTC))
+    templates = LineTemplates()
+    assert quote_response(quote, templates) == quote_response(quote)
+    first = templates.line(4, quote.lines[0])
+    assert templates.line(4, quote.lines[0]) is first
+    assert templates.line(5, quote.lines[0]) is not first, "a newer catalog version must not reuse it"
 
 
 def test_a_plan_swaps_its_prices_through_the_generic_mask_helper() -> None:

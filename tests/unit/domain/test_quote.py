@@ -248,3 +248,32 @@ def test_an_inline_price_is_quoted_and_marked_inline() -> None:
         D("33.335"),
         33,
     )  # 33.335 rounds half-up to 33
+
+
+def test_a_plan_changed_in_a_newer_snapshot_is_priced_from_that_snapshot() -> None:
+    """A plan's lines are derived once per snapshot; the next snapshot derives its own."""
+    before = _catalog()
+    request = QuoteRequest("USD", PlanSelector(lookup_key="advanced"), seats=D(2))
+    assert [line.price.id for line in price_quote(request, before, NOW).lines] == [
+        "p_seat",
+        "p_wa",
+        "p_addon",
+    ]
+    plan = before.plans["plan_adv"]
+    after = Catalog(
+        version=before.version + 1,
+        products=before.products,
+        meters=before.meters,
+        prices=before.prices,
+        plans={plan.id: Plan(plan.id, plan.name, "p_addon", ("p_all",), (), lookup_key="advanced")},
+        addons=before.addons,
+    )
+    quote = price_quote(request, after, NOW)
+    assert quote.catalog_version == 8
+    assert [(line.price.id, line.amount) for line in quote.lines] == [("p_addon", 5800), ("p_all", 0)]
+    # The older snapshot still prices from its own plan (a quote in flight during a swap).
+    assert [line.price.id for line in price_quote(request, before, NOW).lines] == [
+        "p_seat",
+        "p_wa",
+        "p_addon",
+    ]

@@ -54,15 +54,29 @@ class Checker:
     checker derived with ``at`` shares the collector and the failure count of its root.
     """
 
-    __slots__ = ("_tally", "errors", "field")
+    __slots__ = ("_name", "_parent", "_tally", "errors")
 
-    def __init__(self, errors: Violations, field: str = "", _tally: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        errors: Violations,
+        field: str = "",
+        _tally: list[int] | None = None,
+        _parent: Checker | None = None,
+    ) -> None:
         self.errors = errors
-        self.field = field
+        self._name = field
+        self._parent = _parent
         self._tally = [0] if _tally is None else _tally
 
+    @property
+    def field(self) -> str:
+        # Joined only when asked for: a valid request (the common case) never needs its paths.
+        if self._parent is None:
+            return self._name
+        return join(self._parent.field, self._name)
+
     def at(self, name: str) -> Checker:
-        return Checker(self.errors, join(self.field, name), self._tally)
+        return Checker(self.errors, name, self._tally, self)
 
     def path(self, name: str) -> str:
         return join(self.field, name)
@@ -96,9 +110,9 @@ class Checker:
 
     def _parse(self, text: str, name: str) -> Decimal | None:
         try:
-            return parse_decimal(text, self.path(name))
+            return _non_negative_decimal(text)
         except InvalidArgument as error:
-            self.errors.extend(error)
+            self.errors.extend(error, self.path(name))
             self._tally[0] += 1
             return None
 
@@ -183,6 +197,13 @@ class Checker:
         if text not in _time_zones():
             self.add(name, f"unknown IANA time zone {text[:64]!r}")
         return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _non_negative_decimal(text: str) -> Decimal:
+    """``parse_decimal`` of a field at the root; the same few quantities arrive again and again,
+    and a Decimal is immutable, so parsing each text once is enough."""
+    return parse_decimal(text, "")
 
 
 @functools.cache

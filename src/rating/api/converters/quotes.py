@@ -174,17 +174,45 @@ def quote_to_proto(quote: Quote) -> rating_pb2.Quote:
     return quote_response(quote).quote
 
 
-def quote_response(quote: Quote) -> rating_pb2.QuoteResponse:
+class LineTemplates:
+    """The fixed part of each catalog price's line (kind, description, names, version,
+    interval), built once per catalog version instead of field by field in every quote.
+
+    A template serves only the catalog version it was built from: a new version empties the
+    store, as the quote cache does. Inline prices are not in the catalog and get none.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max_entries = max_entries
+        self._version = -1
+        self._lines: dict[tuple[str, str, str, bool], rating_pb2.QuoteLine] = {}
+
+    def line(self, version: int, line: QuoteLine) -> rating_pb2.QuoteLine:
+        if line.inline:
+            return _line_template(line)
+        if version != self._version or len(self._lines) >= self._max_entries:
+            self._lines.clear()
+            self._version = version
+        key = (line.price.id, line.kind.value, line.description, line.included)
+        template = self._lines.get(key)
+        if template is None:
+            template = self._lines[key] = _line_template(line)
+        return template
+
+
+def quote_response(quote: Quote, templates: LineTemplates | None = None) -> rating_pb2.QuoteResponse:
     """The response, written in place: nested messages passed to constructors are copied, and
-    this is the hot path of checkout pages."""
+    this is the hot path of checkout pages. ``templates`` keeps line templates between calls."""
+    templates = templates or LineTemplates()
     response = rating_pb2.QuoteResponse()
     out = response.quote
     out.currency = quote.currency
     subtotal = discount_total = 0
     for line in quote.lines:
-        _write_line(out.lines.add(), line)
+        target = out.lines.add()
+        target.MergeFrom(templates.line(quote.catalog_version, line))
         subtotal += line.amount
-        discount_total += line.discount
+        discount_total += _write_line(target, line)
     out.subtotal = subtotal
     out.discount_total = discount_total
     out.total = subtotal - discount_total
@@ -195,46 +223,53 @@ def quote_response(quote: Quote) -> rating_pb2.QuoteResponse:
     return response
 
 
-def _write_line(target: rating_pb2.QuoteLine, line: QuoteLine) -> None:
-    price, charge = line.price, line.charge
-    target.kind = _LINE_KINDS[line.kind]
-    target.description = line.description
+def _line_template(line: QuoteLine) -> rating_pb2.QuoteLine:
+    """What a line owes to its price and place in the cart alone, not to its quantity."""
+    price = line.price
+    target = rating_pb2.QuoteLine(kind=_LINE_KINDS[line.kind], description=line.description)
     if not line.inline:
         # An inline price has no name and no published version.
-        target.price, target.product = _names(price.id, price.product_id)
+        target.price = format_name("prices", price.id)
+        target.product = format_optional_name("products", price.product_id)
         target.price_version = price.version
     elif price.product_id:
         target.product = format_name("products", price.product_id)
-    target.quantity = format_decimal(charge.quantity)
+    if price.recurring is not None:
+        target.recurring.interval = INTERVALS_OUT[price.recurring.interval]
+        target.recurring.interval_count = price.recurring.interval_count
+    target.included = line.included
+    return target
+
+
+def _write_line(target: rating_pb2.QuoteLine, line: QuoteLine) -> int:
+    """The part of a line that depends on the quantity: charge, tiers, discounts (returned)."""
+    charge = line.charge
+    target.quantity = _text(charge.quantity)
     if charge.unit_amount is not None:
-        target.unit_amount = format_decimal(charge.unit_amount)
+        target.unit_amount = _text(charge.unit_amount)
     for tier in charge.tiers:
         write_tier(target.tiers.add(), tier)
-    target.exact_amount = format_decimal(charge.amount)
+    target.exact_amount = _text(charge.amount)
     target.amount = line.amount
     discount = 0
     for applied in line.discounts:
         target.discounts.add(coupon=format_name("coupons", applied.coupon_id), amount=applied.amount)
         discount += applied.amount
     target.total = line.amount - discount
-    if price.recurring is not None:
-        target.recurring.interval = INTERVALS_OUT[price.recurring.interval]
-        target.recurring.interval_count = price.recurring.interval_count
-    target.included = line.included
+    return discount
 
 
-@functools.lru_cache(maxsize=65536)
-def _names(price_id: str, product_id: str) -> tuple[str, str]:
-    # Prices are immutable, so a price id always names the same product.
-    return format_name("prices", price_id), format_optional_name("products", product_id)
+# Equal decimals have the same canonical text ("2.50" and "2.5" are both "2.5"), so a text can
+# be remembered by value; tier bounds and unit amounts recur in every quote.
+_text = functools.lru_cache(maxsize=4096)(format_decimal)
 
 
 def write_tier(target: rating_pb2.TierBreakdown, tier: TierLine) -> None:
     target.tier = tier.index
-    target.after = format_decimal(tier.after)
+    target.after = _text(tier.after)
     if tier.up_to is not None:
-        target.up_to = format_decimal(tier.up_to)
-    target.quantity = format_decimal(tier.quantity)
-    target.unit_amount = format_decimal(tier.unit_amount)
-    target.flat_amount = format_decimal(tier.flat_amount)
-    target.amount = format_decimal(tier.amount)
+        target.up_to = _text(tier.up_to)
+    target.quantity = _text(tier.quantity)
+    target.unit_amount = _text(tier.unit_amount)
+    target.flat_amount = _text(tier.flat_amount)
+    target.amount = _text(tier.amount)
