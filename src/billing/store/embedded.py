@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+# pgserver narrates every pg_ctl command at INFO; `make run` should show our lines, not those.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 HANDLE_PIDS_FILE = ".handle_pids.json"
 
