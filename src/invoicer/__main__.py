@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 
 from billing.store.database import resolve_database_url
-from billing.telemetry import configure_logging
+from billing.telemetry import configure_logging, configure_telemetry
 from invoicer.main import config_from_env, run_until_signal
 
 
 def main() -> int:
     configure_logging()
+    telemetry = configure_telemetry("billing-invoicer")
     url, embedded = resolve_database_url()
     try:
         try:
@@ -24,6 +25,7 @@ def main() -> int:
         except ImportError:  # no uvloop on Windows; the standard loop is fine
             asyncio.run(run_until_signal(url, config_from_env()))
     finally:
+        telemetry.shutdown()  # flush the spans and metrics still buffered
         if embedded is not None:
             embedded.stop()
     return 0

@@ -22,8 +22,10 @@ from datetime import timedelta
 from typing import Generic
 
 import structlog
+from opentelemetry import trace
 
 from billing.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from billing.telemetry import lean_tracer
 from invoicer.usecases.periods import work_on
 from invoicer.usecases.ports import C, InvoicerStore
 
@@ -49,6 +51,8 @@ class Worker(Generic[C]):
     def __init__(self, store: InvoicerStore[C], config: WorkerConfig = WorkerConfig()) -> None:
         self._store = store
         self._config = config
+        # Built here, not at import: telemetry is configured after the modules are imported.
+        self._tracer = lean_tracer("invoicer")
         self._jobs: dict[str, tuple[C, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -105,7 +109,11 @@ class Worker(Generic[C]):
         bound = structlog.contextvars.bound_contextvars(
             subscription_id=claim.subscription_id, traceparent=claim.traceparent
         )
-        with bound:
+        # A sampled job span continues the trace of the RPC that wrote the row (DESIGN.md §8).
+        attributes = {"subscription.id": claim.subscription_id}
+        span = self._tracer.start_job_span("invoicer.work", claim.traceparent, attributes)
+        traced = trace.use_span(span, end_on_exit=True) if span is not None else contextlib.nullcontext()
+        with bound, traced:
             try:
                 did = await work_on(self._store, claim, self._config.grace)
                 self.stats.done[did.value] += 1

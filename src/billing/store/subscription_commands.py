@@ -23,6 +23,7 @@ from billing.store import codec, invoicer_store, invoices
 from billing.store import subscriptions as rows
 from billing.store._types import Connection
 from billing.store.ids import new_id
+from billing.tracing import current_traceparent
 
 # The row's status column for each domain status; "ended" is the invoicer's, after the final close.
 _STATUS = {status: status.value for status in SubscriptionStatus}
@@ -36,6 +37,8 @@ def _record(sub: Subscription, **fields: Any) -> rows.SubscriptionRecord:
         status=_STATUS[sub.status],
         state=sub,
         next_boundary_at=sub.next_close_at,
+        # The invoicer's job for this row continues the trace of the RPC that wrote it.
+        traceparent=current_traceparent(),
         **fields,
     )
 
@@ -67,7 +70,13 @@ class SubscriptionRepository:
         record: rows.SubscriptionRecord = row
         return await rows.update(
             self._connection,
-            rows.with_state(record, sub, status=_STATUS[sub.status], next_boundary_at=sub.next_close_at),
+            rows.with_state(
+                record,
+                sub,
+                status=_STATUS[sub.status],
+                next_boundary_at=sub.next_close_at,
+                traceparent=current_traceparent() or record.traceparent,
+            ),
         )
 
     async def coverages(self, sub: Subscription) -> list[Coverage]:
