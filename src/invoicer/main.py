@@ -37,7 +37,7 @@ class InvoicerConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     lease: timedelta = timedelta(seconds=30)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    outbox_interval: float = 1.0
+    outbox_interval: float = 1.0  # seconds between outbox relay passes
     owner: str = ""
 
 
@@ -47,22 +47,26 @@ def config_from_env(env: Mapping[str, str] | None = None) -> InvoicerConfig:
     ``INVOICER_RETRY_BASE_SECONDS`` (5), ``INVOICER_SHUTDOWN_SECONDS`` (30)."""
     env = os.environ if env is None else env
 
-    def number(name: str, default: float) -> float:
+    # Durations are seconds (float); counts are whole numbers, so "2.5" workers is an error.
+    def seconds(name: str, default: float) -> float:
         return float(env.get(f"INVOICER_{name}", default))
 
-    lease = number("LEASE_SECONDS", 30)
+    def count(name: str, default: int) -> int:
+        return int(env.get(f"INVOICER_{name}", default))
+
+    lease = seconds("LEASE_SECONDS", 30)
     return InvoicerConfig(
         worker=WorkerConfig(
-            concurrency=int(number("CONCURRENCY", 16)),
-            poll_interval=number("POLL_SECONDS", 1.0),
-            grace=timedelta(seconds=number("GRACE_SECONDS", 3600)),
+            concurrency=count("CONCURRENCY", 16),
+            poll_interval=seconds("POLL_SECONDS", 1.0),
+            grace=timedelta(seconds=seconds("GRACE_SECONDS", 3600)),
             renew_every=max(0.05, lease / 3),
-            shutdown_grace=number("SHUTDOWN_SECONDS", 30),
+            shutdown_grace=seconds("SHUTDOWN_SECONDS", 30),
         ),
         lease=timedelta(seconds=lease),
         retry=RetryPolicy(
-            base=timedelta(seconds=number("RETRY_BASE_SECONDS", 5)),
-            max_attempts=int(number("MAX_ATTEMPTS", 8)),
+            base=timedelta(seconds=seconds("RETRY_BASE_SECONDS", 5)),
+            max_attempts=count("MAX_ATTEMPTS", 8),
         ),
         owner=env.get("INVOICER_OWNER", ""),
     )
