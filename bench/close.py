@@ -1,6 +1,6 @@
 """Period-close benchmark (DESIGN.md §9, issue 5): invoices per second of ONE invoicer worker process.
 
-    python bench/close.py [--subscriptions 3000]     # from the repo root; ``make bench`` runs it too
+    python bench/close.py [--subscriptions 3000] [--warm-up 500]   # from the repo root; also make bench
 
 What runs, in one invocation:
 
@@ -11,11 +11,16 @@ What runs, in one invocation:
   filtered by a property), an add-on, a 20 % coupon, a pending proration line (a seat increase in
   the period) and German VAT; usage events in every window;
 - this process is the worker: the production ``run_invoicer`` (uvloop, structlog JSON at INFO,
-  concurrency 16), timed per close from its claim to its commit (``invoicer.usecases.periods.
+  its default concurrency), timed per close from its claim to its commit (``invoicer.usecases.periods.
   work_on``); the grace window is one hour, so only closes run;
+- a warm-up first: the same worker closes ``--warm-up`` other periods (500), then the tables are
+  ANALYZEd, as autovacuum keeps a live database analyzed. Without it every plan PostgreSQL
+  caches in the first closes is one for empty invoice tables, kept while they grow (the
+  invoice-line triggers and foreign keys then scan them on every close): a state of the first
+  minute of a new database, not of a worker's steady state;
 - the baseline, in the same run and process: the same number of round trips a close makes
-  (1/16 claim, 1 read, 3 usage aggregates, 1 write), each an empty ``SELECT 1``, at the same
-  concurrency: what the connection and this machine allow before any work.
+  (1/CONCURRENCY claim, 1 read with the usage totals, 1 write), each an empty ``SELECT 1``, at
+  the same concurrency: what the connection and this machine allow before any work.
 
 stdout: one JSON object per line per case; progress on stderr.
 """
@@ -50,8 +55,8 @@ from invoicer.main import InvoicerConfig, run_invoicer
 from invoicer.worker import WorkerConfig
 from tests import invoicer_world as world
 
-CONCURRENCY = 16
-ROUND_TRIPS = 5  # per close besides the claim: reads, three usage aggregates, the write
+CONCURRENCY = WorkerConfig().concurrency  # the production default (INVOICER_CONCURRENCY)
+ROUND_TRIPS = 2  # per close besides the claim: the reads (usage totals included), the write
 
 
 def say(message: str) -> None:
@@ -103,7 +108,20 @@ async def seed(pool: Any, count: int) -> None:
     await pool.execute("ANALYZE")
 
 
-async def measure_closes(url: str, pool: Any, count: int) -> None:
+async def warm_up(url: str, pool: Any, count: int) -> None:
+    stop = asyncio.Event()
+    config = InvoicerConfig(worker=WorkerConfig(poll_interval=0.05))
+    task = asyncio.create_task(run_invoicer(url, config, stop))
+    while True:  # the database is what we wait on: poll it
+        if await pool.fetchval("SELECT count(*) FROM invoices") >= count:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    await pool.execute("ANALYZE")
+
+
+async def measure_closes(url: str, pool: Any, count: int, already: int) -> None:
     latencies: list[float] = []
     original = worker_module.work_on
 
@@ -116,12 +134,12 @@ async def measure_closes(url: str, pool: Any, count: int) -> None:
 
     worker_module.work_on = timed  # type: ignore[assignment]
     stop = asyncio.Event()
-    config = InvoicerConfig(worker=WorkerConfig(concurrency=CONCURRENCY, poll_interval=0.05))
+    config = InvoicerConfig(worker=WorkerConfig(poll_interval=0.05))
     cpu_before = time.process_time()
     began = time.perf_counter()
     task = asyncio.create_task(run_invoicer(url, config, stop))
     while True:  # the database is what we wait on: poll it
-        if await pool.fetchval("SELECT count(*) FROM invoices") >= count:
+        if await pool.fetchval("SELECT count(*) FROM invoices") >= already + count:
             break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - began
@@ -140,6 +158,7 @@ async def measure_closes(url: str, pool: Any, count: int) -> None:
         p50_ms=round(latencies[len(latencies) // 2] * 1000, 1),
         p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
         invoices=count,
+        concurrency=CONCURRENCY,
         lines_per_invoice=round(lines, 1),
         worker_cpu_us_per_invoice=round(cpu / count * 1e6),
         parked=parked,
@@ -169,7 +188,7 @@ async def measure_baseline(pool: Any, count: int) -> None:
     emit("round_trips_baseline", closes_per_s=round(count / elapsed, 1), round_trips_per_close=ROUND_TRIPS)
 
 
-async def main(count: int) -> None:
+async def main(count: int, warm: int) -> None:
     configure_logging(json_logs=True, level="INFO")
     server_url = os.environ.get("DATABASE_URL", "").strip()
     embedded = None
@@ -186,10 +205,13 @@ async def main(count: int) -> None:
         await migrate(url)
         pool = await create_pool(url, max_size=CONCURRENCY + 2)
         try:
-            say(f"seeding {count} realistic periods")
-            await seed(pool, count)
-            say("closing them with one worker")
-            await measure_closes(url, pool, count)
+            say(f"seeding {warm} + {count} realistic periods")
+            await seed(pool, warm + count)
+            if warm:
+                say(f"warming up: closing {warm} of them, then ANALYZE")
+                await warm_up(url, pool, warm)
+            say(f"closing {count} with one worker")
+            await measure_closes(url, pool, count, warm)
             say("baseline")
             await measure_baseline(pool, count)
         finally:
@@ -206,10 +228,11 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscriptions", type=int, default=3000)
+    parser.add_argument("--warm-up", type=int, default=500)
     arguments = parser.parse_args()
     try:
         import uvloop
 
-        uvloop.run(main(arguments.subscriptions))
+        uvloop.run(main(arguments.subscriptions, arguments.warm_up))
     except ImportError:
-        asyncio.run(main(arguments.subscriptions))
+        asyncio.run(main(arguments.subscriptions, arguments.warm_up))

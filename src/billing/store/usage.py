@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -192,34 +192,80 @@ async def aggregate_usage(
 ) -> list[UsageTotal]:
     """The meter's quantity for one customer over ``[start, end)``, optionally per property value.
 
-    This is the one aggregation both GetUsageSummary and the invoicer run; its semantics are
-    those of ``billing.domain.usage.aggregate``, which the tests hold it to. Cancelled events
-    never count.
+    This is the one aggregation both GetUsageSummary and the invoicer run (the invoicer through
+    :func:`window_total_sql`, built from the same fragments); its semantics are those of
+    ``billing.domain.usage.aggregate``, which the tests hold it to. Cancelled events never count.
     """
-    params: list[object] = [customer_id, meter.id, start, end]
+    params: list[object] = []
 
     def param(value: object) -> str:
         params.append(value)
         return f"${len(params)}"
 
-    # Properties are named only when needed: a sum, count or max without filters or grouping
-    # then reads nothing but the aggregation index (an index-only scan once vacuumed).
-    value = _AGGREGATES[meter.aggregation]
-    if meter.aggregation is Aggregation.UNIQUE_COUNT:
-        value = value.format(property=param(meter.value_property))
+    where = _window_where(param, customer_id, meter, filters, start, end)
+    value = _aggregate(param, meter)
     group = f"coalesce(properties ->> {param(group_by)}::text, '')" if group_by else "''"
-    documents = [json.dumps({key: value}) for key, value in filters]
-    matching = f"AND properties @> ALL({param(documents)}::jsonb[])" if filters else ""
     # GROUP BY even without grouping: no event in range is no row, not a row of zeros.
     sql = f"""
         SELECT {group} AS grp, {value} AS value, count(*) AS event_count
-        FROM usage_events
-        WHERE customer_id = $1 AND meter_id = $2 AND occurred_at >= $3 AND occurred_at < $4
-          AND cancelled_at IS NULL {matching}
+        FROM usage_events WHERE {where}
         GROUP BY 1 ORDER BY 1
     """
     records = await connection.fetch(sql, *params)
     return [UsageTotal(r["grp"], Decimal(r["value"]), r["event_count"]) for r in records]
+
+
+def window_total_sql(
+    param: Callable[[object], str],
+    *,
+    customer_id: str,
+    meter: Meter,
+    filters: Sequence[tuple[str, str]],
+    start: datetime,
+    end: datetime,
+    transactions: bool = False,
+) -> str:
+    """One window's total as a subquery of exactly one row: ``value`` and ``event_count`` (0 and
+    0 when no event matched: what :func:`aggregate_usage` means by no row), and with
+    ``transactions`` the matching values in the order they happened. ``param`` numbers the
+    arguments, so several windows can share one statement (the invoicer reads a close's
+    windows in one round trip)."""
+    where = _window_where(param, customer_id, meter, filters, start, end)
+    values = ""
+    if transactions:
+        values = (
+            f", ARRAY(SELECT value FROM usage_events WHERE {where} AND value IS NOT NULL"
+            " ORDER BY occurred_at, received_seq) AS transactions"
+        )
+    value = _aggregate(param, meter)
+    return f"SELECT {value} AS value, count(*) AS event_count{values} FROM usage_events WHERE {where}"
+
+
+def _aggregate(param: Callable[[object], str], meter: Meter) -> str:
+    value = _AGGREGATES[meter.aggregation]
+    if meter.aggregation is Aggregation.UNIQUE_COUNT:
+        value = value.format(property=param(meter.value_property))
+    return value
+
+
+def _window_where(
+    param: Callable[[object], str],
+    customer_id: str,
+    meter: Meter,
+    filters: Sequence[tuple[str, str]],
+    start: datetime,
+    end: datetime,
+) -> str:
+    # Properties are named only when needed: a sum, count or max without filters or grouping
+    # then reads nothing but the aggregation index (an index-only scan once vacuumed).
+    where = (
+        f"customer_id = {param(customer_id)} AND meter_id = {param(meter.id)} "
+        f"AND occurred_at >= {param(start)} AND occurred_at < {param(end)} AND cancelled_at IS NULL"
+    )
+    if filters:
+        documents = [json.dumps({key: value}) for key, value in filters]
+        where += f" AND properties @> ALL({param(documents)}::jsonb[])"
+    return where
 
 
 async def ensure_partitions(connection: Connection, around: datetime) -> int:
