@@ -94,6 +94,10 @@ async def run_invoicer(database_url: str, config: InvoicerConfig, stop: asyncio.
         max_size=config.worker.concurrency + 3,
         application_name="invoicer",
         extra_settings={"idle_in_transaction_session_timeout": "10s"},
+        # Nothing here sets session state, takes advisory locks or keeps cursors (the listener
+        # unlistens itself), so the reset statement after every release would be a round trip
+        # per acquire for nothing: a close acquires twice.
+        reset_sessions=False,
     )
     try:
         holder = _CatalogHolder(await load_catalog(pool))

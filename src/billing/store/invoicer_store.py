@@ -289,15 +289,12 @@ class PostgresInvoicerStore:
         lines: list[list[Any]] = invoices.line_arrays(())
         event: list[Any] = [None, None]
         if draft is not None and invoice_id is not None:
-            basis = _Basis(
-                sub, inputs.boundary_index, tuple(inputs.pending_prorations), tuple(inputs.coverages)
-            )
             start, end = invoices.invoice_period(draft)
             invoice = [
                 invoice_id, draft.customer_id, boundary, _kind(sub, inputs.boundary_index, after),
                 draft.currency, start, end, draft.subtotal, draft.discount, draft.tax, draft.total,
-                draft.credit_applied, draft.amount_due, codec.to_json(basis), claim.record.test_clock_id,
-                claim.record.traceparent,
+                draft.credit_applied, draft.amount_due, _basis_json(claim, inputs),
+                claim.record.test_clock_id, claim.record.traceparent,
             ]  # fmt: skip
             lines = invoices.line_arrays(draft.lines)
             event = [new_id("evt"), json.dumps(invoices.invoice_payload(invoice_id, draft, "draft", None))]
@@ -491,6 +488,19 @@ async def read_billing_customer(connection: Connection, customer_id: str) -> tup
     if row is None:
         raise Inconsistent(f"customer {customer_id} does not exist")
     return BillingCustomer(row["country"], row["has_payment_method"]), row["balance"]
+
+
+def _basis_json(claim: Claimed, inputs: CloseInputs) -> str:
+    """The draft's ``_Basis`` as JSON. The subscription rated is the claimed row's state, so its
+    text is spliced in as read instead of encoded again (the largest document of a close)."""
+    pending, coverages = tuple(inputs.pending_prorations), tuple(inputs.coverages)
+    if inputs.subscription is not claim.record.state or not claim.state_json:
+        return codec.to_json(_Basis(inputs.subscription, inputs.boundary_index, pending, coverages))
+    return (
+        f'{{"$type":"_Basis","subscription":{claim.state_json},'
+        f'"boundary_index":{inputs.boundary_index},"pending_prorations":{codec.to_json(pending)},'
+        f'"coverages":{codec.to_json(coverages)}}}'
+    )
 
 
 def _kind(sub: Subscription, k: int, after: Subscription) -> str:

@@ -74,12 +74,15 @@ class Claimed:
     """A subscription this worker holds the lease of, as it was when claimed.
 
     ``customer_now`` is "now" for its customer at the claim: the test clock's frozen time, or
-    the database's real time.
+    the database's real time. ``state_json`` is the row's ``state`` as read, the text
+    ``record.state`` was decoded from: a close stores it again (the draft's rating inputs)
+    without encoding the subscription a second time.
     """
 
     lease: Lease
     record: SubscriptionRecord
     customer_now: datetime
+    state_json: str = ""
 
     @property
     def subscription_id(self) -> str:
@@ -118,6 +121,7 @@ async def claim(connection: Connection, *, limit: int, owner: str, lease: timede
             lease=Lease(row["id"], row["lease_token"], row["lease_expires_at"]),
             record=from_row(row),
             customer_now=row["customer_now"],
+            state_json=row["state"],
         )
         for row in rows
     ]
