@@ -223,8 +223,9 @@ class PostgresInvoicerStore:
     async def claim(self, limit: int) -> list[Claimed]:
         async with self._connection() as connection:
             return await period_queue.claim(
-                connection, limit=limit, owner=self._settings.owner, lease=self._settings.lease
-            )
+                connection, limit=limit, owner=self._settings.owner, lease=self._settings.lease,
+                max_attempts=self._settings.retry.max_attempts,
+            )  # fmt: skip
 
     async def renew(self, claims: Sequence[Claimed]) -> set[str]:
         async with self._connection() as connection:

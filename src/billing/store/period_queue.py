@@ -12,7 +12,8 @@ DESIGN.md §6 and its PostgreSQL traps, as this module applies them:
 - "Due" is in the customer's time: a test clock's frozen time for customers on a clock, the
   real ``now()`` for everyone else. Retry times and lease expiries are always real time.
 - Failures: consecutive failed attempts back off exponentially, then park the subscription with
-  a reason; a worker that died is not a failed attempt (its lease just expires).
+  a reason. A worker that died cannot count its attempt: its lease expires with the token still
+  set, and the next claim counts it (and parks the row once that makes ``max_attempts``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ _ROW = (
 # Two access paths, each an index scan in due order: real-time subscriptions, and those on a test
 # clock (due against their clock's time). Both lock with SKIP LOCKED, so concurrent claimers
 # never wait on each other and never get the same row.
+#
+# A row still carrying a lease token when it is claimed had its lease expire without an outcome
+# (every outcome clears the token): its worker died, or stalled past the lease. That counts as a
+# failed attempt here, at the claim, since the dead worker cannot count it; the claim that makes
+# it the max_attempts-th ($4) parks the row instead of leasing it, so a subscription that kills
+# its workers is not handed out for ever.
 _CLAIM = f"""
 WITH real_due AS (
     SELECT id FROM subscriptions
@@ -53,8 +60,18 @@ WITH real_due AS (
     FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE subscriptions s
-SET lease_token = gen_random_uuid(), lease_owner = $2,
-    lease_expires_at = clock_timestamp() + $3 * interval '1 microsecond'
+SET attempts = s.attempts + (s.lease_token IS NOT NULL)::int,
+    last_error = CASE WHEN s.lease_token IS NULL THEN s.last_error
+        ELSE 'the lease of ' || coalesce(s.lease_owner, '?') || ' expired without an outcome' END,
+    parked_reason = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4
+        THEN 'worker died while working it: ' || (s.attempts + 1)
+             || ' attempts without an outcome, the last by ' || coalesce(s.lease_owner, '?') END,
+    parked_at = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN clock_timestamp() END,
+    lease_token = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL
+        ELSE gen_random_uuid() END,
+    lease_owner = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL ELSE $2 END,
+    lease_expires_at = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL
+        ELSE clock_timestamp() + $3 * interval '1 microsecond' END
 FROM (SELECT id FROM real_due UNION ALL SELECT id FROM clock_due) picked
 WHERE s.id = picked.id
 RETURNING {_ROW}, s.lease_token, s.lease_expires_at,
@@ -113,9 +130,14 @@ def _micros(duration: timedelta) -> int:
     return duration // timedelta(microseconds=1)
 
 
-async def claim(connection: Connection, *, limit: int, owner: str, lease: timedelta) -> list[Claimed]:
-    """Lease up to ``limit`` due subscriptions (and as many on test clocks) to ``owner``."""
-    rows = await connection.fetch(_CLAIM, limit, owner, _micros(lease))
+async def claim(
+    connection: Connection, *, limit: int, owner: str, lease: timedelta, max_attempts: int = 8
+) -> list[Claimed]:
+    """Lease up to ``limit`` due subscriptions (and as many on test clocks) to ``owner``.
+
+    A row whose previous lease expired without an outcome counts a failed attempt; the one that
+    reaches ``max_attempts`` is parked, not returned (see ``_CLAIM``)."""
+    rows = await connection.fetch(_CLAIM, limit, owner, _micros(lease), max_attempts)
     return [
         Claimed(
             lease=Lease(row["id"], row["lease_token"], row["lease_expires_at"]),
@@ -124,6 +146,7 @@ async def claim(connection: Connection, *, limit: int, owner: str, lease: timede
             state_json=row["state"],
         )
         for row in rows
+        if row["parked_reason"] is None
     ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
 from billing.store import period_queue
+from billing.store.invoicer_store import InvoicerSettings, PostgresInvoicerStore
 from tests import invoicer_world as world
 from tests.integration.invoicer.conftest import config, eventually, running
 
@@ -100,3 +102,58 @@ async def test_failures_back_off_exponentially_then_park_with_the_reason(pool: a
         assert await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30)) == []
         assert await period_queue.unpark(connection, sub_id)
         assert len(await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))) == 1
+
+
+async def test_a_subscription_whose_workers_keep_dying_is_parked_after_max_attempts(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    # Two due subscriptions, claimed together again and again. Every worker "dies" holding the
+    # first one: nothing ends its claim, its lease just expires. The second one's claims end
+    # with an outcome (released), as a living worker's do.
+    dying, healthy = await _due(pool, 2)
+    catalog = await world.snapshot(pool)
+    settings = InvoicerSettings(
+        lease=timedelta(milliseconds=50), retry=period_queue.RetryPolicy(max_attempts=3), owner="w"
+    )
+    store = PostgresInvoicerStore(pool, lambda: catalog, settings)
+    for attempt in range(1, 4):
+        claims = {claim.subscription_id: claim for claim in await store.claim(10)}
+        assert set(claims) == {dying, healthy}, f"claim {attempt}"
+        await store.release(claims[healthy])
+        await asyncio.sleep(0.2)  # past the dead worker's lease
+    # The fourth claim finds the third expired lease: three attempts without an outcome.
+    claims = {claim.subscription_id: claim for claim in await store.claim(10)}
+    assert set(claims) == {healthy}
+    row = await pool.fetchrow(
+        "SELECT parked_reason, attempts, lease_token FROM subscriptions WHERE id = $1", dying
+    )
+    reason = "worker died while working it: 3 attempts without an outcome, the last by w"
+    assert row["parked_reason"] == reason
+    assert row["attempts"] == 3
+    assert row["lease_token"] is None
+    assert await pool.fetchval("SELECT attempts FROM subscriptions WHERE id = $1", healthy) == 0
+    # Parked means not claimable until a person unparks it; then it counts from zero again.
+    await store.release(claims[healthy])
+    assert [claim.subscription_id for claim in await store.claim(10)] == [healthy]
+    async with pool.acquire() as connection:
+        assert await period_queue.unpark(connection, dying)
+    assert [claim.subscription_id for claim in await store.claim(10)] == [dying]
+    assert await pool.fetchval("SELECT attempts FROM subscriptions WHERE id = $1", dying) == 0
+
+
+async def test_a_close_after_workers_died_on_it_clears_the_count(
+    invoicer_url: str, pool: asyncpg.Pool[Any]
+) -> None:
+    [sub_id] = await _due(pool, 1)
+    catalog = await world.snapshot(pool)
+    settings = InvoicerSettings(lease=timedelta(milliseconds=50), owner="dead")
+    store = PostgresInvoicerStore(pool, lambda: catalog, settings)
+    for _ in range(3):  # three workers die holding it: the third death is counted by the next claim
+        assert len(await store.claim(10)) == 1
+        await asyncio.sleep(0.2)
+    async with running(invoicer_url, config()):
+        assert await eventually(lambda: _has(pool, 1))
+    row = await pool.fetchrow(
+        "SELECT attempts, last_error, parked_reason FROM subscriptions WHERE id = $1", sub_id
+    )
+    assert (row["attempts"], row["last_error"], row["parked_reason"]) == (0, None, None)
