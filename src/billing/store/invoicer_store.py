@@ -221,11 +221,17 @@ class PostgresInvoicerStore:
     # --- the queue ---------------------------------------------------------------------------
 
     async def claim(self, limit: int) -> list[Claimed]:
+        claims: list[Claimed] = []
         async with self._connection() as connection:
-            return await period_queue.claim(
-                connection, limit=limit, owner=self._settings.owner, lease=self._settings.lease,
-                max_attempts=self._settings.retry.max_attempts,
-            )  # fmt: skip
+            while len(claims) < limit:
+                leased, recorded = await period_queue.claim(
+                    connection, limit=limit - len(claims), owner=self._settings.owner,
+                    lease=self._settings.lease, policy=self._settings.retry,
+                )  # fmt: skip
+                claims += leased
+                if not recorded:  # rows of dead workers took places in this batch: claim again
+                    break
+        return claims
 
     async def renew(self, claims: Sequence[Claimed]) -> set[str]:
         async with self._connection() as connection:

@@ -13,7 +13,7 @@ DESIGN.md §6 and its PostgreSQL traps, as this module applies them:
   real ``now()`` for everyone else. Retry times and lease expiries are always real time.
 - Failures: consecutive failed attempts back off exponentially, then park the subscription with
   a reason. A worker that died cannot count its attempt: its lease expires with the token still
-  set, and the next claim counts it (and parks the row once that makes ``max_attempts``).
+  set, and the next claim records it instead (back-off, or parking at ``max_attempts``).
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ _ROW = (
 # never wait on each other and never get the same row.
 #
 # A row still carrying a lease token when it is claimed had its lease expire without an outcome
-# (every outcome clears the token): its worker died, or stalled past the lease. That counts as a
-# failed attempt here, at the claim, since the dead worker cannot count it; the claim that makes
-# it the max_attempts-th ($4) parks the row instead of leasing it, so a subscription that kills
-# its workers is not handed out for ever.
+# (every outcome clears the token): its worker died, or stalled past the lease. The dead worker
+# cannot count that failed attempt, so the claim does, as fail() would have: it is not leased but
+# backs off ($5 * 2^(n-1), at most $6) or, at the max_attempts-th ($4), parks. A subscription
+# that kills its workers is then not handed out for ever, and a healthy one caught in a burst of
+# crashes waits a little rather than being handed straight back into the burst.
 _CLAIM = f"""
 WITH real_due AS (
     SELECT id FROM subscriptions
@@ -63,15 +64,17 @@ UPDATE subscriptions s
 SET attempts = s.attempts + (s.lease_token IS NOT NULL)::int,
     last_error = CASE WHEN s.lease_token IS NULL THEN s.last_error
         ELSE 'the lease of ' || coalesce(s.lease_owner, '?') || ' expired without an outcome' END,
+    next_attempt_at = CASE WHEN s.lease_token IS NULL THEN s.next_attempt_at
+        ELSE clock_timestamp()
+             + least($6::bigint, $5::bigint << least(s.attempts, 30)) * interval '1 microsecond' END,
     parked_reason = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4
         THEN 'worker died while working it: ' || (s.attempts + 1)
              || ' attempts without an outcome, the last by ' || coalesce(s.lease_owner, '?') END,
     parked_at = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN clock_timestamp() END,
-    lease_token = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL
-        ELSE gen_random_uuid() END,
-    lease_owner = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL ELSE $2 END,
-    lease_expires_at = CASE WHEN s.lease_token IS NOT NULL AND s.attempts + 1 >= $4 THEN NULL
-        ELSE clock_timestamp() + $3 * interval '1 microsecond' END
+    lease_token = CASE WHEN s.lease_token IS NULL THEN gen_random_uuid() END,
+    lease_owner = CASE WHEN s.lease_token IS NULL THEN $2 END,
+    lease_expires_at = CASE WHEN s.lease_token IS NULL
+        THEN clock_timestamp() + $3 * interval '1 microsecond' END
 FROM (SELECT id FROM real_due UNION ALL SELECT id FROM clock_due) picked
 WHERE s.id = picked.id
 RETURNING {_ROW}, s.lease_token, s.lease_expires_at,
@@ -131,14 +134,18 @@ def _micros(duration: timedelta) -> int:
 
 
 async def claim(
-    connection: Connection, *, limit: int, owner: str, lease: timedelta, max_attempts: int = 8
-) -> list[Claimed]:
+    connection: Connection, *, limit: int, owner: str, lease: timedelta, policy: RetryPolicy | None = None
+) -> tuple[list[Claimed], int]:
     """Lease up to ``limit`` due subscriptions (and as many on test clocks) to ``owner``.
 
-    A row whose previous lease expired without an outcome counts a failed attempt; the one that
-    reaches ``max_attempts`` is parked, not returned (see ``_CLAIM``)."""
-    rows = await connection.fetch(_CLAIM, limit, owner, _micros(lease), max_attempts)
-    return [
+    A due row whose previous lease expired without an outcome is not leased: its failed attempt
+    is recorded as ``fail`` records one, back-off and parking by ``policy`` (see ``_CLAIM``).
+    Returns the leases and how many such rows were recorded."""
+    policy = policy or RetryPolicy()
+    rows = await connection.fetch(
+        _CLAIM, limit, owner, _micros(lease), policy.max_attempts, _micros(policy.base), _micros(policy.cap)
+    )
+    claims = [
         Claimed(
             lease=Lease(row["id"], row["lease_token"], row["lease_expires_at"]),
             record=from_row(row),
@@ -146,8 +153,9 @@ async def claim(
             state_json=row["state"],
         )
         for row in rows
-        if row["parked_reason"] is None
+        if row["lease_token"] is not None
     ]
+    return claims, len(rows) - len(claims)
 
 
 async def renew(connection: Connection, leases: Sequence[Lease], lease: timedelta) -> set[str]:

@@ -14,6 +14,7 @@ from billing.domain.errors import Aborted
 from billing.domain.invoices import close_boundary
 from billing.store import subscriptions
 from billing.store.invoicer_store import InvoicerSettings, PostgresInvoicerStore
+from billing.store.period_queue import Claimed, RetryPolicy
 from tests import invoicer_world as world
 
 
@@ -33,9 +34,22 @@ async def _one_due(pool: asyncpg.Pool[Any]) -> tuple[str, Any]:
 
 
 def _store(pool: asyncpg.Pool[Any], catalog: Any, owner: str, lease: float) -> PostgresInvoicerStore:
+    # An expired lease counts as a failed attempt and backs off before the row is leased again:
+    # 50 ms here.
+    retry = RetryPolicy(base=timedelta(milliseconds=50))
     return PostgresInvoicerStore(
-        pool, lambda: catalog, InvoicerSettings(timedelta(seconds=lease), owner=owner)
+        pool, lambda: catalog, InvoicerSettings(timedelta(seconds=lease), retry=retry, owner=owner)
     )
+
+
+async def _claim_one(store: PostgresInvoicerStore) -> Claimed:
+    for _ in range(100):
+        claims = await store.claim(10)
+        if claims:
+            [claim] = claims
+            return claim
+        await asyncio.sleep(0.02)
+    raise AssertionError("nothing to claim")
 
 
 async def test_a_worker_paused_past_its_lease_cannot_write_after_another_closed_the_period(
@@ -47,7 +61,7 @@ async def test_a_worker_paused_past_its_lease_cannot_write_after_another_closed_
     inputs = await paused.close_inputs(claim)
     result = close_boundary(inputs)
     await asyncio.sleep(0.5)  # the "pause": the lease expires meanwhile
-    [taken] = await other.claim(10)
+    taken = await _claim_one(other)
     other_inputs = await other.close_inputs(taken)
     await other.commit_close(
         taken, other_inputs, close_boundary(other_inputs), other_inputs.subscription.boundary(2)
@@ -66,7 +80,9 @@ async def test_a_lease_that_expired_unclaimed_still_refuses_the_late_write(pool:
     with pytest.raises(Aborted, match="lease"):
         await slow.commit_close(claim, inputs, close_boundary(inputs), inputs.subscription.boundary(2))
     assert await pool.fetchval("SELECT count(*) FROM invoices") == 0
-    # Nothing was lost: the period is still due and a live worker closes it.
+    # Nothing was lost: the period is still due and a live worker closes it (the worker releases
+    # a lease it learns it lost; the slow worker's own one had expired unclaimed).
+    await slow.release(claim)
     [again] = await slow.claim(10)
     retry = await slow.close_inputs(again)
     await slow.commit_close(again, retry, close_boundary(retry), retry.subscription.boundary(2))

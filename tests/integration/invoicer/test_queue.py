@@ -84,7 +84,7 @@ async def test_failures_back_off_exponentially_then_park_with_the_reason(pool: a
     for attempt in range(1, 4):
         await pool.execute("UPDATE subscriptions SET next_attempt_at = NULL WHERE id = $1", sub_id)
         async with pool.acquire() as connection:
-            [claim] = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
+            [claim], _ = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
             parked = await period_queue.fail(connection, claim.lease, f"boom {attempt}", policy)
             delay = await connection.fetchval(
                 "SELECT extract(epoch FROM next_attempt_at - now())::int FROM subscriptions WHERE id = $1",
@@ -99,46 +99,68 @@ async def test_failures_back_off_exponentially_then_park_with_the_reason(pool: a
     # Parked means not claimable, until a person unparks it.
     async with pool.acquire() as connection:
         await pool.execute("UPDATE subscriptions SET next_attempt_at = NULL WHERE id = $1", sub_id)
-        assert await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30)) == []
+        none = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
+        assert none == ([], 0)
         assert await period_queue.unpark(connection, sub_id)
-        assert len(await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))) == 1
+        leased, _ = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
+        assert len(leased) == 1
 
 
-async def test_a_subscription_whose_workers_keep_dying_is_parked_after_max_attempts(
+async def test_a_subscription_whose_workers_keep_dying_backs_off_then_is_parked(
     pool: asyncpg.Pool[Any],
 ) -> None:
-    # Two due subscriptions, claimed together again and again. Every worker "dies" holding the
-    # first one: nothing ends its claim, its lease just expires. The second one's claims end
-    # with an outcome (released), as a living worker's do.
+    # Two due subscriptions. Every worker "dies" holding the first one: nothing ends its claim,
+    # its lease just expires. The second one's claims end with an outcome (released), as a
+    # living worker's do.
     dying, healthy = await _due(pool, 2)
     catalog = await world.snapshot(pool)
-    settings = InvoicerSettings(
-        lease=timedelta(milliseconds=50), retry=period_queue.RetryPolicy(max_attempts=3), owner="w"
-    )
+    policy = period_queue.RetryPolicy(base=timedelta(milliseconds=100), max_attempts=3)
+    settings = InvoicerSettings(lease=timedelta(milliseconds=50), retry=policy, owner="w")
     store = PostgresInvoicerStore(pool, lambda: catalog, settings)
+    backoffs = []
     for attempt in range(1, 4):
-        claims = {claim.subscription_id: claim for claim in await store.claim(10)}
-        assert set(claims) == {dying, healthy}, f"claim {attempt}"
-        await store.release(claims[healthy])
-        await asyncio.sleep(0.2)  # past the dead worker's lease
-    # The fourth claim finds the third expired lease: three attempts without an outcome.
-    claims = {claim.subscription_id: claim for claim in await store.claim(10)}
-    assert set(claims) == {healthy}
+        claimed = await _claim_until(store, dying, healthy)
+        if attempt > 1:  # the claim that leased it again came after the back-off of the death
+            backoffs.append(claimed)
+        await asyncio.sleep(0.1)  # past the dead worker's lease
+    # The next claim finds the third expired lease: three attempts without an outcome.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while await pool.fetchval("SELECT parked_reason IS NULL FROM subscriptions WHERE id = $1", dying):
+        assert loop.time() < deadline, "not parked"
+        for claim in await store.claim(10):
+            assert claim.subscription_id == healthy
+            await store.release(claim)
+        await asyncio.sleep(0.02)
     row = await pool.fetchrow(
         "SELECT parked_reason, attempts, lease_token FROM subscriptions WHERE id = $1", dying
     )
     reason = "worker died while working it: 3 attempts without an outcome, the last by w"
-    assert row["parked_reason"] == reason
-    assert row["attempts"] == 3
-    assert row["lease_token"] is None
+    assert (row["parked_reason"], row["attempts"], row["lease_token"]) == (reason, 3, None)
     assert await pool.fetchval("SELECT attempts FROM subscriptions WHERE id = $1", healthy) == 0
+    # The first death waited the back-off base (100 ms), the second twice that.
+    assert backoffs[0] >= 0.1, backoffs
+    assert backoffs[1] >= 0.2, backoffs
     # Parked means not claimable until a person unparks it; then it counts from zero again.
-    await store.release(claims[healthy])
-    assert [claim.subscription_id for claim in await store.claim(10)] == [healthy]
     async with pool.acquire() as connection:
         assert await period_queue.unpark(connection, dying)
-    assert [claim.subscription_id for claim in await store.claim(10)] == [dying]
+    assert dying in [claim.subscription_id for claim in await store.claim(10)]
     assert await pool.fetchval("SELECT attempts FROM subscriptions WHERE id = $1", dying) == 0
+
+
+async def _claim_until(store: PostgresInvoicerStore, wanted: str, healthy: str) -> float:
+    """Claim until ``wanted`` is leased (releasing ``healthy`` whenever it is); the seconds since
+    its previous lease expired with the worker "dead"."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while True:
+        claims = {claim.subscription_id: claim for claim in await store.claim(10)}
+        if healthy in claims:
+            await store.release(claims[healthy])
+        if wanted in claims:
+            return loop.time() - began
+        assert loop.time() - began < 5, f"{wanted} was not leased again"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_close_after_workers_died_on_it_clears_the_count(
@@ -146,11 +168,12 @@ async def test_a_close_after_workers_died_on_it_clears_the_count(
 ) -> None:
     [sub_id] = await _due(pool, 1)
     catalog = await world.snapshot(pool)
-    settings = InvoicerSettings(lease=timedelta(milliseconds=50), owner="dead")
+    policy = period_queue.RetryPolicy(base=timedelta(milliseconds=10))
+    settings = InvoicerSettings(lease=timedelta(milliseconds=50), retry=policy, owner="dead")
     store = PostgresInvoicerStore(pool, lambda: catalog, settings)
     for _ in range(3):  # three workers die holding it: the third death is counted by the next claim
-        assert len(await store.claim(10)) == 1
-        await asyncio.sleep(0.2)
+        await _claim_until(store, sub_id, "")
+        await asyncio.sleep(0.1)
     async with running(invoicer_url, config()):
         assert await eventually(lambda: _has(pool, 1))
     row = await pool.fetchrow(
