@@ -34,7 +34,11 @@ class LimitDefaults:
 
     rate_per_second: int = 10_000
     max_streams: int = 8
-    max_delay_ms: int = 50
+    # Long enough that a closed-loop caller with a few dozen calls in flight at its rate is
+    # slowed down rather than refused (64 in flight at 500 calls/s wait 128 ms); bounded by each
+    # call's own deadline (``access.py``), and it bounds the calls a token can have waiting to
+    # rate x max_delay.
+    max_delay_ms: int = 250
 
 
 class RateLimiter:
@@ -52,10 +56,19 @@ class RateLimiter:
         tat = self._tat if self._tat > now_ns else now_ns
         wait = tat - self._tolerance - now_ns
         if wait > self._max_delay:
-            retry_ms = -(-wait // NS_PER_MS)  # rounded up
-            raise ResourceExhausted(f"rate limit of token {self.name!r} exceeded", retry_after_ms=retry_ms)
+            raise self.exceeded(wait)
         self._tat = tat + self._interval
         return wait if wait > 0 else 0
+
+    def exceeded(self, wait_ns: int) -> ResourceExhausted:
+        """The refusal of a call whose turn comes in ``wait_ns``: retry then, not before."""
+        retry_ms = -(-wait_ns // NS_PER_MS)  # rounded up
+        return ResourceExhausted(f"rate limit of token {self.name!r} exceeded", retry_after_ms=retry_ms)
+
+    def refund(self) -> None:
+        """Give back the place of an admitted call that did not run (its deadline was too short
+        to wait for its turn), so the token's later calls are not held back by it."""
+        self._tat -= self._interval
 
 
 class StreamSlots:
