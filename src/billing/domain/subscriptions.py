@@ -397,6 +397,16 @@ def cancel_subscription(
     return ChangeResult(after, lines, credited, added, False)
 
 
+def remove_scheduled_cancellation(sub: Subscription, as_of: datetime) -> Subscription:
+    """Withdraw a cancel at period end (Stripe: ``cancel_at_period_end=false``) while the period
+    it ends has not ended: the subscription renews as before. Nothing pending: unchanged."""
+    if not sub.cancel_at_period_end:
+        return sub
+    if sub.cancel_at is not None and as_of >= sub.cancel_at:
+        raise FailedPrecondition(f"subscription {sub.id!r} ended at {sub.cancel_at.isoformat()}")
+    return replace(sub, cancel_at=None, cancel_at_period_end=False, canceled_at=None)
+
+
 def schedule_change(
     sub: Subscription, change: SubscriptionChange, catalog: Catalog, as_of: datetime
 ) -> Subscription:

@@ -76,6 +76,7 @@ _SCOPES: dict[str, dict[str, Scope]] = {
         "PreviewSubscriptionChange": READ,
         "CancelSubscription": ADMIN,
         "ScheduleSubscriptionChange": ADMIN,
+        "RemoveScheduledCancellation": ADMIN,
     },
     "billing.v1.InvoiceService": {
         "GetInvoice": READ,

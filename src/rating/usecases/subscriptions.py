@@ -30,6 +30,7 @@ from billing.domain.subscriptions import (
     cancel_subscription,
     change_subscription,
     create_subscription,
+    remove_scheduled_cancellation,
     schedule_change,
 )
 from rating.usecases.billing_ports import BillingUnitOfWork, SubscriptionRow
@@ -151,6 +152,18 @@ async def schedule(
         customer = await uow.entities.get(Customer, sub.customer_id)
         updated = schedule_change(sub, change, catalog, await customer_now(uow, customer, real_now))
     return await uow.subscriptions.save(row, updated)
+
+
+async def remove_cancellation(
+    uow: BillingUnitOfWork, subscription_id: str, real_now: datetime
+) -> SubscriptionRow:
+    """Withdraw a pending cancel at period end, in the customer's time (a test clock's)."""
+    row = await uow.subscriptions.get(subscription_id, for_update=True)
+    sub: Subscription = row.state
+    _check_live(sub)
+    customer = await uow.entities.get(Customer, sub.customer_id)
+    updated = remove_scheduled_cancellation(sub, await customer_now(uow, customer, real_now))
+    return row if updated is sub else await uow.subscriptions.save(row, updated)
 
 
 Run = Callable[[Subscription, Sequence[Coverage], datetime], Awaitable[ChangeResult]]

@@ -156,6 +156,46 @@ async def test_cancel_at_period_end_keeps_billing_until_then_and_cancel_now_cred
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_a_withdrawn_cancel_at_period_end_renews_and_an_ended_one_cannot_be_withdrawn(
+    subscription_stub: Subs,
+    invoice_stub: Invoices,
+    catalog_stub: Catalog,
+    customer_stub: Customers,
+    clock_stub: Clocks,
+    rating_server: RunningServer,
+    migrated_url: str,
+) -> None:
+    w, sub = await _subscribed(
+        subscription_stub, catalog_stub, customer_stub, clock_stub, rating_server, migrated_url
+    )
+    cancel = pb.CancelSubscriptionRequest(name=sub.name, at_period_end=True, request_id=request_id())
+    await subscription_stub.CancelSubscription(cancel)
+    await advance(clock_stub, w.clock, JAN_16)
+    remove = pb.RemoveScheduledCancellationRequest(name=sub.name, request_id=request_id())
+    resumed = await subscription_stub.RemoveScheduledCancellation(remove)
+    assert not resumed.subscription.cancel_at_period_end
+    assert not resumed.subscription.HasField("end_time")
+    assert await subscription_stub.RemoveScheduledCancellation(remove) == resumed  # a retry
+    await advance(clock_stub, w.clock, datetime(2030, 2, 1, tzinfo=UTC))
+    await drain(migrated_url, rating_server.cache.current)
+    # January's two seats, then February's: it renewed.
+    assert [i.total for i in await _invoices(invoice_stub, w.customer)] == [2 * SEAT, 2 * SEAT]
+    got = await subscription_stub.GetSubscription(pb.GetSubscriptionRequest(name=sub.name))
+    assert got.subscription.status == pb.SUBSCRIPTION_STATUS_ACTIVE
+
+    # Canceled at the end of February, and that end has come: too late to withdraw.
+    await subscription_stub.CancelSubscription(
+        pb.CancelSubscriptionRequest(name=sub.name, at_period_end=True, request_id=request_id())
+    )
+    await advance(clock_stub, w.clock, datetime(2030, 3, 1, tzinfo=UTC))
+    late = await failure(
+        subscription_stub.RemoveScheduledCancellation(
+            pb.RemoveScheduledCancellationRequest(name=sub.name, request_id=request_id())
+        )
+    )
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 async def test_bad_subscription_requests_name_every_bad_field(
     subscription_stub: Subs, invoice_stub: Invoices
 ) -> None:

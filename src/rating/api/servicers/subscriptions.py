@@ -159,3 +159,18 @@ class SubscriptionServicer:
         return await mutate(
             self.deps, "ScheduleSubscriptionChange", request, pb.ScheduleSubscriptionChangeResponse, build
         )
+
+    @translate_errors
+    async def RemoveScheduledCancellation(
+        self, request: pb.RemoveScheduledCancellationRequest, context: Context
+    ) -> pb.RemoveScheduledCancellationResponse:
+        subscription_id = parse_name(request.name, "subscriptions", "name")
+        now = self.deps.clock()
+
+        async def build(uow: BillingUnitOfWork) -> pb.RemoveScheduledCancellationResponse:
+            row = await subscriptions.remove_cancellation(uow, subscription_id, now)
+            return pb.RemoveScheduledCancellationResponse(subscription=convert.subscription_to_proto(row))
+
+        return await mutate(
+            self.deps, "RemoveScheduledCancellation", request, pb.RemoveScheduledCancellationResponse, build
+        )
