@@ -32,7 +32,9 @@ class UsageServicer:
     async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> bytes:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
-        outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
+        outcome = await usage.record_one(
+            self.committer, self.store, self.deps.catalog, request.event, self.deps.clock()
+        )
         duplicate = outcome is Outcome.DUPLICATE
         record_usage(accepted=int(not duplicate), duplicate=int(duplicate), rejected=0)
         return _DUPLICATE if duplicate else _ACCEPTED
