@@ -237,6 +237,13 @@ class Subscription:
         return None if self.ended_at is not None else self.boundary(self.next_boundary)
 
     @property
+    def open_usage_period(self) -> Period:
+        """The period whose usage the next close bills in arrears (before the first close, the
+        first period): what "current usage" means to support."""
+        k = max(self.next_boundary, 1)
+        return Period(self.boundary(k - 1), self.boundary(k))
+
+    @property
     def current_period(self) -> Period:
         """The period a change now would prorate over: the one ending at the next boundary."""
         return Period(self.boundary(self.next_boundary - 1), self.boundary(self.next_boundary))

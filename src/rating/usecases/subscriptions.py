@@ -16,7 +16,7 @@ from datetime import datetime
 
 from billing.domain.catalog import Catalog, Interval
 from billing.domain.customer import Customer
-from billing.domain.errors import FailedPrecondition
+from billing.domain.errors import FailedPrecondition, InvalidArgument
 from billing.domain.invoices import proration_invoice
 from billing.domain.periods import shift_local
 from billing.domain.subscriptions import (
@@ -164,6 +164,33 @@ async def remove_cancellation(
     customer = await uow.entities.get(Customer, sub.customer_id)
     updated = remove_scheduled_cancellation(sub, await customer_now(uow, customer, real_now))
     return row if updated is sub else await uow.subscriptions.save(row, updated)
+
+
+async def open_usage_period(
+    uow: BillingUnitOfWork, customer_id: str, subscription_id: str | None
+) -> tuple[datetime, datetime]:
+    """The range a usage summary defaults to: the open period of the named subscription of the
+    customer, or of its only live one (with several, which one is meant is not a guess)."""
+    if subscription_id is not None:
+        sub: Subscription = (await uow.subscriptions.get(subscription_id)).state
+        if sub.customer_id != customer_id:
+            raise InvalidArgument.single("subscription", "is not a subscription of this customer")
+    else:
+        live: list[Subscription] = []
+        after: str | None = None
+        while rows := await uow.subscriptions.find(
+            customer_id=customer_id, status=None, after=after, limit=100
+        ):
+            live += [row.state for row in rows if row.state.ended_at is None]
+            after = rows[-1].state.id
+        if len(live) != 1:
+            raise FailedPrecondition(
+                f"the customer has {len(live)} live subscriptions: name one in subscription, "
+                "or send start_time and end_time"
+            )
+        sub = live[0]
+    period = sub.open_usage_period
+    return period.start, period.end
 
 
 Run = Callable[[Subscription, Sequence[Coverage], datetime], Awaitable[ChangeResult]]

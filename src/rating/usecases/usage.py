@@ -457,6 +457,21 @@ class SummaryQuery:
     group_by: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SummaryRequest:
+    """A summary asked for: a query whose range may be left to the open billing period."""
+
+    customer_id: str
+    meter: str
+    filters: tuple[tuple[str, str], ...]
+    group_by: str
+    range: tuple[datetime, datetime] | None  # None: the open billing period
+    subscription_id: str | None  # whose open period; None: the customer's only live one
+
+    def query(self, start: datetime, end: datetime) -> SummaryQuery:
+        return SummaryQuery(self.customer_id, self.meter, self.filters, start, end, self.group_by)
+
+
 async def summarize(store: UsageStore, catalog: CatalogSource, query: SummaryQuery) -> list[UsageTotal]:
     snapshot = catalog.current()
     meter = snapshot.meters.get(query.meter) or snapshot.meter_for_event(query.meter)
