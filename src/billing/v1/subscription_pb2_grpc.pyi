@@ -61,6 +61,10 @@ class SubscriptionServiceStub:
     never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
     subscription instead); without a pending cancel it changes nothing.
     """
+    RetryParkedSubscription: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.RetryParkedSubscriptionRequest, _subscription_pb2.RetryParkedSubscriptionResponse]
+    """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+    invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
+    """
 
 @_typing.type_check_only
 class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
@@ -94,6 +98,10 @@ class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
     """Withdraws a cancel at period end before that end: the subscription renews as if it had
     never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
     subscription instead); without a pending cancel it changes nothing.
+    """
+    RetryParkedSubscription: _aio.UnaryUnaryMultiCallable[_subscription_pb2.RetryParkedSubscriptionRequest, _subscription_pb2.RetryParkedSubscriptionResponse]  # type: ignore[assignment]
+    """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+    invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
     """
 
 class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +181,16 @@ class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Withdraws a cancel at period end before that end: the subscription renews as if it had
         never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
         subscription instead); without a pending cancel it changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryParkedSubscription(
+        self,
+        request: _subscription_pb2.RetryParkedSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.RetryParkedSubscriptionResponse, _abc.Awaitable[_subscription_pb2.RetryParkedSubscriptionResponse]]:
+        """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+        invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
         """
 
 def add_SubscriptionServiceServicer_to_server(servicer: SubscriptionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

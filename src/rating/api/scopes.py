@@ -77,6 +77,7 @@ _SCOPES: dict[str, dict[str, Scope]] = {
         "CancelSubscription": ADMIN,
         "ScheduleSubscriptionChange": ADMIN,
         "RemoveScheduledCancellation": ADMIN,
+        "RetryParkedSubscription": ADMIN,
     },
     "billing.v1.InvoiceService": {
         "GetInvoice": READ,

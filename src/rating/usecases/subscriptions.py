@@ -166,6 +166,15 @@ async def remove_cancellation(
     return row if updated is sub else await uow.subscriptions.save(row, updated)
 
 
+async def retry_parked(uow: BillingUnitOfWork, subscription_id: str) -> SubscriptionRow:
+    """Put a parked subscription back in the invoicer's queue (support fixed the cause)."""
+    row = await uow.subscriptions.get(subscription_id, for_update=True)
+    if row.parked_reason is None:
+        raise FailedPrecondition(f"subscription {subscription_id!r} is not parked")
+    await uow.subscriptions.unpark(subscription_id)
+    return await uow.subscriptions.get(subscription_id)
+
+
 async def open_usage_period(
     uow: BillingUnitOfWork, customer_id: str, subscription_id: str | None
 ) -> tuple[datetime, datetime]:

@@ -361,3 +361,58 @@ async def test_the_usage_summary_defaults_to_the_open_period_and_equals_what_its
         )
     )
     assert set(field_violations(half)) == {"end_time"}
+
+
+async def test_support_finds_a_parked_subscription_and_puts_it_back_in_the_invoicers_queue(
+    subscription_stub: Subs,
+    invoice_stub: Invoices,
+    catalog_stub: Catalog,
+    customer_stub: Customers,
+    clock_stub: Clocks,
+    rating_server: RunningServer,
+    migrated_url: str,
+) -> None:
+    w = await world(catalog_stub, customer_stub, clock_stub)
+    await caught_up(rating_server, migrated_url)
+    created = await subscription_stub.CreateSubscription(
+        pb.CreateSubscriptionRequest(
+            subscription=pb.Subscription(customer=w.customer, plan=w.plan, seats="2"), request_id=request_id()
+        )
+    )
+    sub = created.subscription
+    # What the invoicer does when a close cannot be billed as it stands (tested in
+    # tests/integration/invoicer): here, before its first close.
+    connection = await asyncpg.connect(migrated_url)
+    try:
+        await connection.execute(
+            "UPDATE subscriptions SET parked_reason = 'usage price in EUR on a USD subscription', "
+            "parked_at = now() WHERE id = $1",
+            sub.name.split("/")[1],
+        )
+    finally:
+        await connection.close()
+    await drain(migrated_url, rating_server.cache.current)
+    assert await _invoices(invoice_stub, w.customer) == []  # parked: nobody claims it
+
+    parked = await subscription_stub.ListSubscriptions(
+        pb.ListSubscriptionsRequest(customer=w.customer, parked=True)
+    )
+    assert [(s.name, s.parked_reason) for s in parked.subscriptions] == [
+        (sub.name, "usage price in EUR on a USD subscription")
+    ]
+    retried = await subscription_stub.RetryParkedSubscription(
+        pb.RetryParkedSubscriptionRequest(name=sub.name, request_id=request_id())
+    )
+    assert retried.subscription.parked_reason == ""
+    listed = await subscription_stub.ListSubscriptions(
+        pb.ListSubscriptionsRequest(customer=w.customer, parked=True)
+    )
+    assert list(listed.subscriptions) == []
+    await drain(migrated_url, rating_server.cache.current)
+    assert [i.total for i in await _invoices(invoice_stub, w.customer)] == [2 * SEAT]
+    again = await failure(
+        subscription_stub.RetryParkedSubscription(
+            pb.RetryParkedSubscriptionRequest(name=sub.name, request_id=request_id())
+        )
+    )
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
