@@ -12,6 +12,7 @@ The alerts built on these are in docs/runbook.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -24,9 +25,11 @@ from billing.lean_histogram import LeanHistogram
 __all__ = [
     "CLOSE_OUTCOMES",
     "DURATION_BUCKETS_S",
+    "JOB_ACTIONS",
     "USAGE_OUTCOMES",
     "GaugeValue",
     "Instruments",
+    "JobMetrics",
     "instruments",
     "record_usage",
 ]
@@ -40,10 +43,23 @@ USAGE_OUTCOMES = {
 """``billing.usage.events`` attributes: accepted (new), duplicate (a replayed key), rejected."""
 
 CLOSE_OUTCOMES = {
-    outcome: MappingProxyType({"outcome": outcome}) for outcome in ("invoiced", "retried", "parked")
+    outcome: MappingProxyType({"outcome": outcome})
+    for outcome in ("closed", "finalized", "released", "retried", "parked")
 }
-"""``billing.invoicer.periods.closed`` and ``close.duration`` attributes: an invoice was
-written; the close failed and will be retried; the subscription was parked for a person."""
+"""``billing.invoicer.periods.closed`` attributes, one per job (one claimed subscription, one
+action): its boundary was closed (a draft written, or nothing to invoice); its draft was
+finalized; its lease was given back without a write (nothing was due, the subscription changed
+under the job, the lease was lost, or the job was cancelled at shutdown); the job failed and will
+be retried; the subscription was parked for a person."""
+
+JOB_ACTIONS = ("close", "finalize", "none")
+"""What a job set out to do (``invoicer.usecases.periods.Action``)."""
+
+_JOB_ATTRIBUTES = {
+    (action, outcome): MappingProxyType({"action": action, "outcome": outcome})
+    for action in JOB_ACTIONS
+    for outcome in CLOSE_OUTCOMES
+}
 
 
 class GaugeValue:
@@ -69,15 +85,18 @@ class Instruments:
     usage_events: Counter
     """billing.usage.events: usage events answered, by outcome (USAGE_OUTCOMES)."""
     periods_closed: Counter
-    """billing.invoicer.periods.closed: close attempts, by outcome (CLOSE_OUTCOMES)."""
+    """billing.invoicer.periods.closed: invoicer jobs, by outcome (CLOSE_OUTCOMES)."""
     close_duration: Histogram
-    """billing.invoicer.close.duration: one close attempt, claim to commit, by outcome."""
+    """billing.invoicer.close.duration: one job, from its start (just after the claim) to its
+    commit or its bookkeeping write, by action and outcome."""
     queue_depth: GaugeValue
-    """billing.invoicer.queue.depth: periods due and not yet closed (set by the invoicer)."""
+    """billing.invoicer.queue.depth: subscriptions a claim would take now (due, not leased, not
+    backing off, not parked); sampled by each worker, the same global count from each."""
     parked_subscriptions: GaugeValue
-    """billing.invoicer.parked.subscriptions: subscriptions parked, awaiting a person."""
+    """billing.invoicer.parked.subscriptions: subscriptions parked, awaiting a person (global)."""
     lease_expirations: Counter
-    """billing.invoicer.lease.expirations: claims whose lease ran out before their commit."""
+    """billing.invoicer.lease.expirations: this worker's jobs whose fenced write was refused
+    because their lease had run out (a worker killed outright is not counted: it is dead)."""
 
     @classmethod
     def create(cls, meter: Meter) -> Instruments:
@@ -105,12 +124,14 @@ class Instruments:
                 "billing.usage.events", unit="{event}", description="Usage events answered, by outcome"
             ),
             periods_closed=meter.create_counter(
-                "billing.invoicer.periods.closed", unit="{period}", description="Period close attempts"
+                "billing.invoicer.periods.closed",
+                unit="{job}",
+                description="Invoicer jobs (one action on one claimed subscription), by outcome",
             ),
             close_duration=meter.create_histogram(
                 "billing.invoicer.close.duration",
                 unit="s",
-                description="Duration of one period close attempt",
+                description="Duration of one invoicer job, by action and outcome",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
             ),
             queue_depth=queue_depth,
@@ -118,7 +139,7 @@ class Instruments:
             lease_expirations=meter.create_counter(
                 "billing.invoicer.lease.expirations",
                 unit="{lease}",
-                description="Period claims whose lease expired before they committed",
+                description="Jobs whose fenced write was refused because their lease had expired",
             ),
         )
 
@@ -144,3 +165,29 @@ def record_usage(accepted: int, duplicate: int, rejected: int) -> None:
     for outcome, count in (("accepted", accepted), ("duplicate", duplicate), ("rejected", rejected)):
         if count:
             counter.add(count, USAGE_OUTCOMES[outcome])
+
+
+class JobMetrics:
+    """What an invoicer worker records about each job: two measurements when it ends (its
+    outcome, its duration), one more if its lease was found lost. No query, no allocation: the
+    attribute sets are built once. Injected into the worker, so a test can give it its own."""
+
+    __slots__ = ("_closed", "_duration", "_expired")
+
+    def __init__(self, metrics: Instruments | None = None) -> None:
+        metrics = metrics or instruments()
+        self._closed = metrics.periods_closed
+        self._duration = metrics.close_duration
+        self._expired = metrics.lease_expirations
+
+    @staticmethod
+    def started() -> float:
+        return time.perf_counter()
+
+    def finished(self, action: str, outcome: str, started: float) -> None:
+        """``action`` one of JOB_ACTIONS, ``outcome`` a key of CLOSE_OUTCOMES."""
+        self._duration.record(time.perf_counter() - started, _JOB_ATTRIBUTES[(action, outcome)])
+        self._closed.add(1, CLOSE_OUTCOMES[outcome])
+
+    def lease_expired(self) -> None:
+        self._expired.add(1)
