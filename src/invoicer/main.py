@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from billing.domain.catalog import Catalog
+from billing.heap import freeze_startup_heap
 from billing.metrics import instruments
 from billing.store import queue_gauges
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
@@ -116,6 +117,7 @@ async def run_invoicer(database_url: str, config: InvoicerConfig, stop: asyncio.
             asyncio.create_task(_sample_gauges(pool, config.gauge_interval)),
         ]
         runner = asyncio.create_task(worker.run())
+        freeze_startup_heap()
         log.info("invoicer started", owner=owner, concurrency=config.worker.concurrency)
         await asyncio.wait([runner, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         worker.stop()
