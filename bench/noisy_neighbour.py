@@ -17,8 +17,12 @@ processes of two kinds:
 
 Cases, measured in alternating windows (the machines drift by +-20 % within seconds):
 ``quiet_alone_baseline`` (the quiet caller alone), ``quiet_with_noisy`` (the noisy token limited
-to ``--noisy-rate`` calls/s: the issue's target), and ``quiet_with_unlimited_noisy`` (the same
-caller on a token with the server's default limit: what the limit protects against).
+to ``--noisy-rate`` calls/s, 100 by default: the issue's target), ``quiet_with_heavier_noisy``
+(limited to ``--heavier-noisy-rate``, 500: a quota of ~30 % of what the server prices per second
+in distinct carts, where the noisy caller's *allowed* work alone takes a third of the server's
+CPU), and ``quiet_with_unlimited_noisy`` (a token with the server's default limit: what the
+limit protects against). The noisy caller always runs far over its limit: 64 calls in flight,
+~2,000 calls/s when nothing holds it back.
 
 stdout: one JSON object per case (DESIGN.md §9); progress on stderr.
 """
@@ -186,7 +190,7 @@ def noisy(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def _database(workdir: Path, noisy_rate: int) -> Iterator[tuple[str, dict[str, str]]]:
+def _database(workdir: Path, rates: dict[str, int]) -> Iterator[tuple[str, dict[str, str]]]:
     """A migrated, seeded database and the bench's tokens (name -> secret); removed after."""
     from billing.domain.api_tokens import TokenLimits
     from billing.store.api_tokens import PostgresTokenStore
@@ -219,12 +223,14 @@ def _database(workdir: Path, noisy_rate: int) -> Iterator[tuple[str, dict[str, s
                 await seed_demo_catalog(uow)
                 await uow.commit()
             store = PostgresTokenStore(pool)
-            limited = TokenLimits(rate_per_second=noisy_rate, burst=max(1, noisy_rate // 10))
-            return {
+            tokens = {
                 "quiet": (await issue_token(store, "checkout", ["quote"])).secret,
-                "noisy": (await issue_token(store, "noisy", ["quote"], limited)).secret,
                 "unlimited": (await issue_token(store, "noisy-default", ["quote"])).secret,
             }
+            for token_name, rate in rates.items():
+                limited = TokenLimits(rate_per_second=rate, burst=max(1, rate // 10))
+                tokens[token_name] = (await issue_token(store, token_name, ["quote"], limited)).secret
+            return tokens
         finally:
             await pool.close()
 
@@ -305,12 +311,14 @@ def orchestrate(args: argparse.Namespace) -> int:
     cases = {
         "quiet_alone_baseline": None,
         "quiet_with_noisy": "noisy",
+        "quiet_with_heavier_noisy": "heavier-noisy",
         "quiet_with_unlimited_noisy": "unlimited",
     }
+    rates = {"noisy": args.noisy_rate, "heavier-noisy": args.heavier_noisy_rate}
     results: dict[str, list[Any]] = {case: [] for case in cases}
     with (
         tempfile.TemporaryDirectory(prefix="bench-noisy-") as workdir,
-        _database(Path(workdir), args.noisy_rate) as (url, tokens),
+        _database(Path(workdir), rates) as (url, tokens),
     ):
         port = _free_port()
         args.target = f"127.0.0.1:{port}"
@@ -365,7 +373,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             row["noisy_served_per_s"] = round(sum(n["served"] for _, n in windows) / seconds)
             row["noisy_refused_per_s"] = round(sum(n["refused"] for _, n in windows) / seconds)
             row["noisy_other_errors"] = sum(n["other_errors"] for _, n in windows)
-            row["noisy_rate_limit_per_s"] = args.noisy_rate if case == "quiet_with_noisy" else "default"
+            row["noisy_rate_limit_per_s"] = rates.get(cases[case] or "", "default")
         print(json.dumps(row), flush=True)
     return 0
 
@@ -380,7 +388,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure-s", type=float, default=3.0)
     parser.add_argument("--quiet-rate", type=int, default=300, help="the quiet caller's calls/s")
     parser.add_argument("--noisy-in-flight", type=int, default=64)
-    parser.add_argument("--noisy-rate", type=int, default=500, help="the noisy token's rate limit")
+    parser.add_argument("--noisy-rate", type=int, default=100, help="the noisy token's rate limit")
+    parser.add_argument("--heavier-noisy-rate", type=int, default=500, help="the heavier one's")
     return parser
 
 

@@ -159,7 +159,7 @@ def configure_telemetry(
     meter_provider = MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    lean = [instruments().rpc_duration]
+    lean = [instruments().rpc_duration, instruments().close_duration]
     for reader in readers:
         include_in_collections(reader, lean, resource)
     _configured = Telemetry(

@@ -21,6 +21,9 @@ from typing import Any
 import structlog
 
 from billing.domain.catalog import Catalog
+from billing.heap import freeze_startup_heap
+from billing.metrics import instruments
+from billing.store import queue_gauges
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
 from billing.store.database import create_pool
 from billing.store.invoicer_store import InvoicerSettings, PostgresInvoicerStore
@@ -38,13 +41,15 @@ class InvoicerConfig:
     lease: timedelta = timedelta(seconds=30)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     outbox_interval: float = 1.0  # seconds between outbox relay passes
+    gauge_interval: float = 15.0  # seconds between samples of the queue-depth and parked gauges
     owner: str = ""
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> InvoicerConfig:
     """``INVOICER_CONCURRENCY`` (16), ``INVOICER_GRACE_SECONDS`` (3600, the draft's grace window),
     ``INVOICER_LEASE_SECONDS`` (30), ``INVOICER_POLL_SECONDS`` (1), ``INVOICER_MAX_ATTEMPTS`` (8),
-    ``INVOICER_RETRY_BASE_SECONDS`` (5), ``INVOICER_SHUTDOWN_SECONDS`` (30)."""
+    ``INVOICER_RETRY_BASE_SECONDS`` (5), ``INVOICER_SHUTDOWN_SECONDS`` (30),
+    ``INVOICER_GAUGE_SECONDS`` (15)."""
     env = os.environ if env is None else env
 
     # Durations are seconds (float); counts are whole numbers, so "2.5" workers is an error.
@@ -68,6 +73,7 @@ def config_from_env(env: Mapping[str, str] | None = None) -> InvoicerConfig:
             base=timedelta(seconds=seconds("RETRY_BASE_SECONDS", 5)),
             max_attempts=count("MAX_ATTEMPTS", 8),
         ),
+        gauge_interval=seconds("GAUGE_SECONDS", 15.0),
         owner=env.get("INVOICER_OWNER", ""),
     )
 
@@ -112,8 +118,10 @@ async def run_invoicer(database_url: str, config: InvoicerConfig, stop: asyncio.
         tasks = [
             asyncio.create_task(watch_catalog(pool, holder.version, holder.publish)),
             asyncio.create_task(_relay(PostgresOutbox(pool), config.outbox_interval)),
+            asyncio.create_task(_sample_gauges(pool, config.gauge_interval)),
         ]
         runner = asyncio.create_task(worker.run())
+        freeze_startup_heap()
         log.info("invoicer started", owner=owner, concurrency=config.worker.concurrency)
         await asyncio.wait([runner, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         worker.stop()
@@ -134,6 +142,26 @@ async def _relay(outbox: PostgresOutbox, interval: float) -> None:
             await deliver_events(outbox)
         except Exception as error:
             log.warning("outbox relay failed", error=f"{type(error).__name__}: {error}")
+        await asyncio.sleep(interval)
+
+
+async def sample_gauges(pool: Any) -> queue_gauges.QueueGauges:
+    """Read the queue-depth and parked counts once and set the gauges (exported at the next
+    collection). One indexed statement; a worker runs it every ``gauge_interval`` seconds."""
+    async with pool.acquire() as connection:
+        gauges = await queue_gauges.read(connection)
+    metrics = instruments()
+    metrics.queue_depth.set(gauges.due)
+    metrics.parked_subscriptions.set(gauges.parked)
+    return gauges
+
+
+async def _sample_gauges(pool: Any, interval: float) -> None:
+    while True:
+        try:
+            await sample_gauges(pool)
+        except Exception as error:  # a missed sample leaves the last value; the next one retries
+            log.warning("queue gauges failed", error=f"{type(error).__name__}: {error}")
         await asyncio.sleep(interval)
 
 

@@ -7,6 +7,8 @@
 - Leases are renewed for every job in flight every ``renew_every`` seconds; a job whose lease
   was lost anyway cannot write (the store fences every write).
 - Errors are translated here, once (the retry-or-park table below).
+- Each job's outcome, duration and a lost lease are recorded by the injected ``JobMetrics``
+  (``billing.metrics``): measurements only, no query.
 - Shutdown (``stop()``, e.g. on SIGTERM): stop claiming, let jobs in flight finish within
   ``shutdown_grace``, cancel the rest and give their leases back, return.
 """
@@ -24,12 +26,22 @@ from typing import Generic
 import structlog
 from opentelemetry import trace
 
-from billing.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from billing.domain.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    LeaseExpired,
+    NotFound,
+    Unavailable,
+)
+from billing.metrics import JobMetrics
 from billing.telemetry import lean_tracer
-from invoicer.usecases.periods import work_on
+from invoicer.usecases.periods import Did, due_action, work_on
 from invoicer.usecases.ports import C, InvoicerStore
 
 log = structlog.get_logger(__name__)
+
+_OUTCOME = {Did.CLOSED: "closed", Did.FINALIZED: "finalized", Did.NOTHING: "released"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +60,15 @@ class WorkerStats:
 
 
 class Worker(Generic[C]):
-    def __init__(self, store: InvoicerStore[C], config: WorkerConfig = WorkerConfig()) -> None:
+    def __init__(
+        self,
+        store: InvoicerStore[C],
+        config: WorkerConfig = WorkerConfig(),
+        metrics: JobMetrics | None = None,
+    ) -> None:
         self._store = store
         self._config = config
+        self._metrics = metrics or JobMetrics()
         # Built here, not at import: telemetry is configured after the modules are imported.
         self._tracer = lean_tracer("invoicer")
         self._jobs: dict[str, tuple[C, asyncio.Task[None]]] = {}
@@ -113,19 +131,25 @@ class Worker(Generic[C]):
         attributes = {"subscription.id": claim.subscription_id}
         span = self._tracer.start_job_span("invoicer.work", claim.traceparent, attributes)
         traced = trace.use_span(span, end_on_exit=True) if span is not None else contextlib.nullcontext()
+        # A job cancelled at shutdown counts as released: the drain gives its lease back.
+        started, outcome = self._metrics.started(), "released"
         with bound, traced:
             try:
                 did = await work_on(self._store, claim, self._config.grace)
                 self.stats.done[did.value] += 1
+                outcome = _OUTCOME[did]
             except Aborted as error:
                 # Lease lost (do nothing: someone else holds it) or state changed (release: the
                 # queue hands it out again at once). Release is a no-op without the lease.
                 self.stats.done["aborted"] += 1
+                if isinstance(error, LeaseExpired):
+                    self._metrics.lease_expired()
                 log.info("job aborted", reason=str(error))
                 await self._quietly(self._store.release(claim))
             except (FailedPrecondition, NotFound, InvalidArgument) as error:
                 # An inconsistency: retrying would give the same doubtful answer. A person looks.
                 self.stats.done["parked"] += 1
+                outcome = "parked"
                 log.error("subscription parked", reason=str(error))
                 await self._quietly(self._store.park(claim, f"{type(error).__name__}: {error}"))
             except asyncio.CancelledError:
@@ -136,9 +160,12 @@ class Worker(Generic[C]):
                 # The message only: a traceback's frames would carry customer data into the logs.
                 log.warning("job failed", error=reason)
                 parked = await self._quietly(self._store.fail(claim, reason))
+                outcome = "parked" if parked else "retried"
                 if parked:
                     self.stats.done["parked"] += 1
                     log.error("subscription parked", reason=parked)
+            finally:
+                self._metrics.finished(due_action(claim).value, outcome, started)
 
     async def _quietly(self, operation: Awaitable[object]) -> str | None:
         """Run a bookkeeping write; if the database is gone, the lease simply expires."""

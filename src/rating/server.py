@@ -20,6 +20,7 @@ from grpc_health.v1 import _async as health_aio  # health.aio, which the stubs l
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from billing.heap import freeze_startup_heap
 from billing.store.api_tokens import load_tokens, watch_tokens
 from billing.store.billing_unit_of_work import PostgresBillingUnitOfWork
 from billing.store.catalog_snapshot import load_catalog, watch_catalog
@@ -169,6 +170,7 @@ async def start_server(
         asyncio.create_task(_track_database_health(pool, health_servicer, config.health_poll_seconds)),
         asyncio.create_task(_maintain_partitions(usage_store, deps.clock)),
     ]
+    freeze_startup_heap()
     log.info("rating server started", listen=f"{config.host}:{port}", catalog_version=cache.version())
     return RunningServer(server, port, cache, health_servicer, tasks, pool)
 

@@ -61,6 +61,10 @@ class Aborted(BillingError):
     """A concurrent request with the same key is in flight; retry."""
 
 
+class LeaseExpired(Aborted):
+    """A worker's lease on a job ran out (or was taken over) before its write: it must not write."""
+
+
 class Unavailable(BillingError):
     """A dependency (the database) is down; the caller may retry."""
 

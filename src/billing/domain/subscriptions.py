@@ -237,6 +237,13 @@ class Subscription:
         return None if self.ended_at is not None else self.boundary(self.next_boundary)
 
     @property
+    def open_usage_period(self) -> Period:
+        """The period whose usage the next close bills in arrears (before the first close, the
+        first period): what "current usage" means to support."""
+        k = max(self.next_boundary, 1)
+        return Period(self.boundary(k - 1), self.boundary(k))
+
+    @property
     def current_period(self) -> Period:
         """The period a change now would prorate over: the one ending at the next boundary."""
         return Period(self.boundary(self.next_boundary - 1), self.boundary(self.next_boundary))
@@ -395,6 +402,16 @@ def cancel_subscription(
     old = {item.key: item for item in sub.items if item.valid_at(t)}
     lines, credited, added = _prorate(after, changed, old, {}, coverages, catalog, t)
     return ChangeResult(after, lines, credited, added, False)
+
+
+def remove_scheduled_cancellation(sub: Subscription, as_of: datetime) -> Subscription:
+    """Withdraw a cancel at period end (Stripe: ``cancel_at_period_end=false``) while the period
+    it ends has not ended: the subscription renews as before. Nothing pending: unchanged."""
+    if not sub.cancel_at_period_end:
+        return sub
+    if sub.cancel_at is not None and as_of >= sub.cancel_at:
+        raise FailedPrecondition(f"subscription {sub.id!r} ended at {sub.cancel_at.isoformat()}")
+    return replace(sub, cancel_at=None, cancel_at_period_end=False, canceled_at=None)
 
 
 def schedule_change(

@@ -50,6 +50,15 @@ class LateWindow:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class ClockTimes:
+    """The time of the test clock of each customer on one, by customer id and by CRM account
+    id: a clock's customers send usage in the clock's time, and their late window is its."""
+
+    by_customer: Mapping[str, datetime] = field(default_factory=dict)
+    by_crm_account: Mapping[str, datetime] = field(default_factory=dict)
+
+
 _VALUE_AGGREGATIONS = frozenset({Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST})
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from billing.domain.catalog import Catalog, Meter
-from billing.domain.errors import Aborted, FailedPrecondition, Unavailable
+from billing.domain.errors import Aborted, FailedPrecondition, LeaseExpired, Unavailable
 from billing.domain.invoices import (
     BilledUsage,
     BillingCustomer,
@@ -50,7 +50,7 @@ class Inconsistent(FailedPrecondition):
     """The stored state contradicts itself: park the subscription for a person, never guess."""
 
 
-class LeaseGone(Aborted):
+class LeaseGone(LeaseExpired):
     """The lease expired or was taken over: this worker must not write."""
 
 

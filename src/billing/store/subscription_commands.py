@@ -19,7 +19,7 @@ from billing.domain.invoices import (
 )
 from billing.domain.lines import InvoiceLine
 from billing.domain.subscriptions import Coverage, Subscription, SubscriptionStatus
-from billing.store import codec, invoicer_store, invoices
+from billing.store import codec, invoicer_store, invoices, period_queue
 from billing.store import subscriptions as rows
 from billing.store._types import Connection
 from billing.store.ids import new_id
@@ -54,17 +54,28 @@ class SubscriptionRepository:
         return await rows.get(self._connection, subscription_id, for_update=for_update)
 
     async def find(
-        self, *, customer_id: str | None, status: SubscriptionStatus | None, after: str | None, limit: int
+        self,
+        *,
+        customer_id: str | None,
+        status: SubscriptionStatus | None,
+        after: str | None,
+        limit: int,
+        parked: bool = False,
     ) -> list[rows.SubscriptionRecord]:
         found = await self._connection.fetch(
             "SELECT id FROM subscriptions WHERE ($1::text IS NULL OR customer_id = $1) "
-            "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id > $3) ORDER BY id LIMIT $4",
+            "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id > $3) "
+            "AND (NOT $5 OR parked_reason IS NOT NULL) ORDER BY id LIMIT $4",
             customer_id,
             None if status is None else _STATUS[status],
             after,
             limit,
+            parked,
         )
         return [await rows.get(self._connection, row["id"]) for row in found]
+
+    async def unpark(self, subscription_id: str) -> bool:
+        return await period_queue.unpark(self._connection, subscription_id)
 
     async def save(self, row: Any, sub: Subscription) -> rows.SubscriptionRecord:
         record: rows.SubscriptionRecord = row

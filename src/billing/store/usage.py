@@ -19,7 +19,7 @@ import asyncpg
 
 from billing.domain.catalog import Aggregation, Meter
 from billing.domain.errors import Unavailable
-from billing.domain.usage import Stored, UsageRows, UsageTotal
+from billing.domain.usage import ClockTimes, Stored, UsageRows, UsageTotal
 from billing.store._types import Connection
 from billing.store.unit_of_work import CONNECTION_ERRORS
 
@@ -316,6 +316,23 @@ class PostgresUsageStore:
     async def ensure_partitions(self, around: datetime) -> int:
         async with self._connection() as connection:
             return await ensure_partitions(connection, around)
+
+    async def clock_times(self, customer_ids: Sequence[str], crm_account_ids: Sequence[str]) -> ClockTimes:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT c.id, c.crm_account_id, t.frozen_time FROM customers c"
+                " JOIN test_clocks t ON t.id = c.test_clock_id"
+                " WHERE c.id = ANY($1::text[]) OR c.crm_account_id = ANY($2::text[])",
+                customer_ids,
+                crm_account_ids,
+            )
+            # A clock's time may be years from the server's: its events need partitions there.
+            for frozen_time in {row["frozen_time"] for row in rows}:
+                await ensure_partitions(connection, frozen_time)
+        return ClockTimes(
+            {row["id"]: row["frozen_time"] for row in rows},
+            {row["crm_account_id"]: row["frozen_time"] for row in rows if row["crm_account_id"]},
+        )
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:

@@ -74,6 +74,16 @@ class SubscriptionServiceStub:
                 request_serializer=billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeRequest.SerializeToString,
                 response_deserializer=billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeResponse.FromString,
                 _registered_method=True)
+        self.RemoveScheduledCancellation = channel.unary_unary(
+                '/billing.v1.SubscriptionService/RemoveScheduledCancellation',
+                request_serializer=billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationRequest.SerializeToString,
+                response_deserializer=billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationResponse.FromString,
+                _registered_method=True)
+        self.RetryParkedSubscription = channel.unary_unary(
+                '/billing.v1.SubscriptionService/RetryParkedSubscription',
+                request_serializer=billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionRequest.SerializeToString,
+                response_deserializer=billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionResponse.FromString,
+                _registered_method=True)
 
 
 class SubscriptionServiceServicer:
@@ -134,6 +144,23 @@ class SubscriptionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveScheduledCancellation(self, request, context):
+        """Withdraws a cancel at period end before that end: the subscription renews as if it had
+        never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
+        subscription instead); without a pending cancel it changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryParkedSubscription(self, request, context):
+        """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+        invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubscriptionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +198,16 @@ def add_SubscriptionServiceServicer_to_server(servicer, server):
                     servicer.ScheduleSubscriptionChange,
                     request_deserializer=billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeRequest.FromString,
                     response_serializer=billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeResponse.SerializeToString,
+            ),
+            'RemoveScheduledCancellation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveScheduledCancellation,
+                    request_deserializer=billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationRequest.FromString,
+                    response_serializer=billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationResponse.SerializeToString,
+            ),
+            'RetryParkedSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryParkedSubscription,
+                    request_deserializer=billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionRequest.FromString,
+                    response_serializer=billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -367,6 +404,60 @@ class SubscriptionService:
             '/billing.v1.SubscriptionService/ScheduleSubscriptionChange',
             billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeRequest.SerializeToString,
             billing_dot_v1_dot_subscription__pb2.ScheduleSubscriptionChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveScheduledCancellation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.SubscriptionService/RemoveScheduledCancellation',
+            billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationRequest.SerializeToString,
+            billing_dot_v1_dot_subscription__pb2.RemoveScheduledCancellationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryParkedSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/billing.v1.SubscriptionService/RetryParkedSubscription',
+            billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionRequest.SerializeToString,
+            billing_dot_v1_dot_subscription__pb2.RetryParkedSubscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,15 @@ class SubscriptionServiceStub:
     """Schedules a change for the end of the current period (a downgrade at renewal), without
     proration. A later call replaces the scheduled change; an empty change clears it.
     """
+    RemoveScheduledCancellation: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.RemoveScheduledCancellationRequest, _subscription_pb2.RemoveScheduledCancellationResponse]
+    """Withdraws a cancel at period end before that end: the subscription renews as if it had
+    never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
+    subscription instead); without a pending cancel it changes nothing.
+    """
+    RetryParkedSubscription: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.RetryParkedSubscriptionRequest, _subscription_pb2.RetryParkedSubscriptionResponse]
+    """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+    invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
+    """
 
 @_typing.type_check_only
 class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
@@ -84,6 +93,15 @@ class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
     ScheduleSubscriptionChange: _aio.UnaryUnaryMultiCallable[_subscription_pb2.ScheduleSubscriptionChangeRequest, _subscription_pb2.ScheduleSubscriptionChangeResponse]  # type: ignore[assignment]
     """Schedules a change for the end of the current period (a downgrade at renewal), without
     proration. A later call replaces the scheduled change; an empty change clears it.
+    """
+    RemoveScheduledCancellation: _aio.UnaryUnaryMultiCallable[_subscription_pb2.RemoveScheduledCancellationRequest, _subscription_pb2.RemoveScheduledCancellationResponse]  # type: ignore[assignment]
+    """Withdraws a cancel at period end before that end: the subscription renews as if it had
+    never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
+    subscription instead); without a pending cancel it changes nothing.
+    """
+    RetryParkedSubscription: _aio.UnaryUnaryMultiCallable[_subscription_pb2.RetryParkedSubscriptionRequest, _subscription_pb2.RetryParkedSubscriptionResponse]  # type: ignore[assignment]
+    """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+    invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
     """
 
 class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +170,27 @@ class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_subscription_pb2.ScheduleSubscriptionChangeResponse, _abc.Awaitable[_subscription_pb2.ScheduleSubscriptionChangeResponse]]:
         """Schedules a change for the end of the current period (a downgrade at renewal), without
         proration. A later call replaces the scheduled change; an empty change clears it.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveScheduledCancellation(
+        self,
+        request: _subscription_pb2.RemoveScheduledCancellationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.RemoveScheduledCancellationResponse, _abc.Awaitable[_subscription_pb2.RemoveScheduledCancellationResponse]]:
+        """Withdraws a cancel at period end before that end: the subscription renews as if it had
+        never been canceled. FAILED_PRECONDITION once the cancel has taken effect (create a new
+        subscription instead); without a pending cancel it changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryParkedSubscription(
+        self,
+        request: _subscription_pb2.RetryParkedSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.RetryParkedSubscriptionResponse, _abc.Awaitable[_subscription_pb2.RetryParkedSubscriptionResponse]]:
+        """Puts a parked subscription back in the invoicer's queue, after its cause was fixed: the
+        invoicer closes the missed periods in order. FAILED_PRECONDITION when it is not parked.
         """
 
 def add_SubscriptionServiceServicer_to_server(servicer: SubscriptionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

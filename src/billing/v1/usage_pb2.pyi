@@ -367,20 +367,24 @@ class GetUsageSummaryRequest(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     GROUP_BY_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     customer: _builtins.str
     """Required. "customers/{id}"."""
     meter: _builtins.str
     """Required. "meters/{id}" or the meter's event name."""
     group_by: _builtins.str
     """Optional: a meter dimension to group by (for example "channel")."""
+    subscription: _builtins.str
+    """Optional, without a range: "subscriptions/{id}" of the customer, whose open period to use."""
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[_catalog_pb2.PropertyFilter]:
         """Only events whose properties match every filter."""
 
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
-        """Half-open range [start_time, end_time). Both required for now: the billing period comes
-        with subscriptions.
+        """Half-open range [start_time, end_time), both or neither. Neither: the open billing period
+        of `subscription`, or of the customer's only live subscription: the usage its next invoice
+        bills.
         """
 
     @_builtins.property
@@ -394,10 +398,11 @@ class GetUsageSummaryRequest(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         group_by: _builtins.str = ...,
+        subscription: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "end_time", b"end_time", "filters", b"filters", "group_by", b"group_by", "meter", b"meter", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "end_time", b"end_time", "filters", b"filters", "group_by", b"group_by", "meter", b"meter", "start_time", b"start_time", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -436,16 +441,26 @@ class GetUsageSummaryResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GROUPS_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageGroup]: ...
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The range aggregated: the one asked for, or the open billing period."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         groups: _abc.Iterable[Global___UsageGroup] | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "groups", b"groups", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

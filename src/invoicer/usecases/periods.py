@@ -11,13 +11,31 @@ import enum
 from datetime import timedelta
 
 from billing.domain.invoices import close_boundary
-from invoicer.usecases.ports import C, InvoicerStore
+from invoicer.usecases.ports import C, Claim, InvoicerStore
 
 
 class Did(enum.Enum):
     CLOSED = "closed"
     FINALIZED = "finalized"
     NOTHING = "nothing"
+
+
+class Action(enum.Enum):
+    FINALIZE = "finalize"
+    CLOSE = "close"
+    NONE = "none"
+
+
+def due_action(claim: Claim) -> Action:
+    """The subscription's earliest due action: finalizing a draft whose grace window ended comes
+    before closing a later boundary."""
+    now = claim.customer_now
+    finalize_at, boundary_at = claim.finalize_due_at, claim.next_boundary_at
+    if finalize_at is not None and finalize_at <= now and (boundary_at is None or finalize_at <= boundary_at):
+        return Action.FINALIZE
+    if boundary_at is not None and boundary_at <= now:
+        return Action.CLOSE
+    return Action.NONE
 
 
 async def close_period(store: InvoicerStore[C], claim: C, grace: timedelta) -> str | None:
@@ -41,12 +59,11 @@ async def finalize_invoice(store: InvoicerStore[C], claim: C) -> str | None:
 async def work_on(store: InvoicerStore[C], claim: C, grace: timedelta) -> Did:
     """Do the subscription's earliest due action: finalize a draft whose grace window ended, or
     close the next boundary. Both release the lease in their own transaction."""
-    now = claim.customer_now
-    finalize_at, boundary_at = claim.finalize_due_at, claim.next_boundary_at
-    if finalize_at is not None and finalize_at <= now and (boundary_at is None or finalize_at <= boundary_at):
+    action = due_action(claim)
+    if action is Action.FINALIZE:
         if await finalize_invoice(store, claim) is not None:
             return Did.FINALIZED
-    elif boundary_at is not None and boundary_at <= now:
+    elif action is Action.CLOSE:
         await close_period(store, claim, grace)
         return Did.CLOSED
     await store.release(claim)

@@ -24,7 +24,7 @@ from grpc_status import rpc_status
 from billing.domain.api_tokens import ApiToken, Scope, TokenSnapshot, digest
 from billing.domain.errors import BillingError, PermissionDenied, Unauthenticated
 from rating.api.errors import to_status
-from rating.api.limits import Allowance, LimitDefaults, StreamSlots, allowance_for
+from rating.api.limits import Allowance, LimitDefaults, RateLimiter, StreamSlots, allowance_for
 from rating.api.scopes import OPEN_SERVICES, SCOPE_OF
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
@@ -77,12 +77,14 @@ class AccessControl(_Interceptor):
             delay_ns = allowance.rate.admit(self._clock_ns())
         except BillingError as error:
             return _refusal(await continuation(details), error)
-        if delay_ns:
-            await asyncio.sleep(delay_ns / 1e9)
         handler: Handler | None = await continuation(details)
-        if handler is not None and (handler.request_streaming or handler.response_streaming):
+        if handler is None:
+            return handler  # type: ignore[return-value]  # UNIMPLEMENTED, answered by grpc
+        if delay_ns:
+            handler = _delayed(handler, delay_ns, allowance.rate)
+        if handler.request_streaming or handler.response_streaming:
             return _counted(handler, allowance.streams)
-        return handler  # type: ignore[return-value]
+        return handler
 
     def _authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> ApiToken:
         value = next((v for k, v in metadata or () if k == "authorization"), None)
@@ -124,11 +126,48 @@ def _refusal(handler: Handler | None, error: BillingError) -> Handler:
     return make(refuse)  # no deserializer: the request bytes are never decoded
 
 
+def _delayed(handler: Handler, delay_ns: int, rate: RateLimiter) -> Handler:
+    """The same handler, run when the call's turn comes; refused at once, with its place given
+    back, when its deadline would pass first (a RetryInfo says more than DEADLINE_EXCEEDED).
+    Only calls over their token's rate pay for this wrapper."""
+    field = _FIELDS[(handler.request_streaming, handler.response_streaming)]
+    behavior = getattr(handler, field)
+    delay_s = delay_ns / 1e9
+
+    async def wait_turn(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < delay_s:
+            rate.refund()
+            await _abort(context, rate.exceeded(delay_ns))
+        await asyncio.sleep(delay_s)
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            await wait_turn(context)
+            async for response in behavior(request, context):
+                yield response
+
+        return handler._replace(**{field: generate})  # type: ignore[attr-defined,no-any-return]
+
+    async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await wait_turn(context)
+        return await behavior(request, context)
+
+    return handler._replace(**{field: run})  # type: ignore[attr-defined,no-any-return]
+
+
+_FIELDS = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+
+
 def _counted(handler: Handler, slots: StreamSlots) -> Handler:
     """The same handler, holding one of the token's stream slots while it runs."""
-    field = {(False, True): "unary_stream", (True, False): "stream_unary", (True, True): "stream_stream"}[
-        (handler.request_streaming, handler.response_streaming)
-    ]
+    field = _FIELDS[(handler.request_streaming, handler.response_streaming)]
     behavior = getattr(handler, field)
 
     if inspect.isasyncgenfunction(behavior):

@@ -24,6 +24,8 @@ NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 # When a stream ends is unknown; a second is long enough not to spin and short enough to recover.
 STREAM_RETRY_MS = 1_000
+# However many callers were refused before, none is told to wait longer than this.
+MAX_RETRY_NS = 60 * NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,15 @@ class LimitDefaults:
 
     rate_per_second: int = 10_000
     max_streams: int = 8
-    max_delay_ms: int = 50
+    # Long enough that a closed-loop caller with a few dozen calls in flight at its rate is
+    # slowed down rather than refused (64 in flight at 500 calls/s wait 128 ms); bounded by each
+    # call's own deadline (``access.py``), and it bounds the calls a token can have waiting to
+    # rate x max_delay.
+    max_delay_ms: int = 250
 
 
 class RateLimiter:
-    __slots__ = ("_interval", "_max_delay", "_tat", "_tolerance", "name")
+    __slots__ = ("_interval", "_max_delay", "_retry_at", "_tat", "_tolerance", "name")
 
     def __init__(self, name: str, rate_per_second: int, burst: int, max_delay_ms: int) -> None:
         self.name = name
@@ -46,16 +52,32 @@ class RateLimiter:
         self._tolerance = self._interval * (burst - 1)
         self._max_delay = max_delay_ms * NS_PER_MS
         self._tat = 0
+        self._retry_at = 0  # the latest time a refusal told a caller to come back at
 
     def admit(self, now_ns: int) -> int:
         """Nanoseconds the call must wait before it runs (usually 0); raises when it may not run."""
         tat = self._tat if self._tat > now_ns else now_ns
         wait = tat - self._tolerance - now_ns
         if wait > self._max_delay:
-            retry_ms = -(-wait // NS_PER_MS)  # rounded up
-            raise ResourceExhausted(f"rate limit of token {self.name!r} exceeded", retry_after_ms=retry_ms)
+            # Each refused caller is told a later time than the one refused before it, one
+            # interval apart: told the same time, a closed loop's refused calls all came back at
+            # once, and the burst of refusals stalled every other caller of the process for
+            # milliseconds. Spread out, they come back no faster than the rate.
+            retry_at = min(max(tat - self._tolerance, self._retry_at + self._interval), now_ns + MAX_RETRY_NS)
+            self._retry_at = retry_at
+            raise self.exceeded(retry_at - now_ns)
         self._tat = tat + self._interval
         return wait if wait > 0 else 0
+
+    def exceeded(self, wait_ns: int) -> ResourceExhausted:
+        """The refusal of a call whose turn comes in ``wait_ns``: retry then, not before."""
+        retry_ms = -(-wait_ns // NS_PER_MS)  # rounded up
+        return ResourceExhausted(f"rate limit of token {self.name!r} exceeded", retry_after_ms=retry_ms)
+
+    def refund(self) -> None:
+        """Give back the place of an admitted call that did not run (its deadline was too short
+        to wait for its turn), so the token's later calls are not held back by it."""
+        self._tat -= self._interval
 
 
 class StreamSlots:

@@ -76,6 +76,8 @@ _SCOPES: dict[str, dict[str, Scope]] = {
         "PreviewSubscriptionChange": READ,
         "CancelSubscription": ADMIN,
         "ScheduleSubscriptionChange": ADMIN,
+        "RemoveScheduledCancellation": ADMIN,
+        "RetryParkedSubscription": ADMIN,
     },
     "billing.v1.InvoiceService": {
         "GetInvoice": READ,

@@ -96,8 +96,18 @@ class SubscriptionStore(Protocol):
     async def get(self, subscription_id: str, *, for_update: bool = False) -> SubscriptionRow: ...
 
     async def find(
-        self, *, customer_id: str | None, status: SubscriptionStatus | None, after: str | None, limit: int
+        self,
+        *,
+        customer_id: str | None,
+        status: SubscriptionStatus | None,
+        after: str | None,
+        limit: int,
+        parked: bool = False,
     ) -> Sequence[SubscriptionRow]: ...
+
+    async def unpark(self, subscription_id: str) -> bool:
+        """Clear the park reason and the failed attempts, so the invoicer claims it again."""
+        ...
 
     async def save(self, row: SubscriptionRow, sub: Subscription) -> SubscriptionRow:
         """Write the new state if the row is still at ``row.version`` (else Aborted)."""

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from billing.domain.catalog import Catalog, Interval
 from billing.domain.customer import Customer
-from billing.domain.errors import FailedPrecondition
+from billing.domain.errors import FailedPrecondition, InvalidArgument
 from billing.domain.invoices import proration_invoice
 from billing.domain.periods import shift_local
 from billing.domain.subscriptions import (
@@ -30,6 +30,7 @@ from billing.domain.subscriptions import (
     cancel_subscription,
     change_subscription,
     create_subscription,
+    remove_scheduled_cancellation,
     schedule_change,
 )
 from rating.usecases.billing_ports import BillingUnitOfWork, SubscriptionRow
@@ -151,6 +152,54 @@ async def schedule(
         customer = await uow.entities.get(Customer, sub.customer_id)
         updated = schedule_change(sub, change, catalog, await customer_now(uow, customer, real_now))
     return await uow.subscriptions.save(row, updated)
+
+
+async def remove_cancellation(
+    uow: BillingUnitOfWork, subscription_id: str, real_now: datetime
+) -> SubscriptionRow:
+    """Withdraw a pending cancel at period end, in the customer's time (a test clock's)."""
+    row = await uow.subscriptions.get(subscription_id, for_update=True)
+    sub: Subscription = row.state
+    _check_live(sub)
+    customer = await uow.entities.get(Customer, sub.customer_id)
+    updated = remove_scheduled_cancellation(sub, await customer_now(uow, customer, real_now))
+    return row if updated is sub else await uow.subscriptions.save(row, updated)
+
+
+async def retry_parked(uow: BillingUnitOfWork, subscription_id: str) -> SubscriptionRow:
+    """Put a parked subscription back in the invoicer's queue (support fixed the cause)."""
+    row = await uow.subscriptions.get(subscription_id, for_update=True)
+    if row.parked_reason is None:
+        raise FailedPrecondition(f"subscription {subscription_id!r} is not parked")
+    await uow.subscriptions.unpark(subscription_id)
+    return await uow.subscriptions.get(subscription_id)
+
+
+async def open_usage_period(
+    uow: BillingUnitOfWork, customer_id: str, subscription_id: str | None
+) -> tuple[datetime, datetime]:
+    """The range a usage summary defaults to: the open period of the named subscription of the
+    customer, or of its only live one (with several, which one is meant is not a guess)."""
+    if subscription_id is not None:
+        sub: Subscription = (await uow.subscriptions.get(subscription_id)).state
+        if sub.customer_id != customer_id:
+            raise InvalidArgument.single("subscription", "is not a subscription of this customer")
+    else:
+        live: list[Subscription] = []
+        after: str | None = None
+        while rows := await uow.subscriptions.find(
+            customer_id=customer_id, status=None, after=after, limit=100
+        ):
+            live += [row.state for row in rows if row.state.ended_at is None]
+            after = rows[-1].state.id
+        if len(live) != 1:
+            raise FailedPrecondition(
+                f"the customer has {len(live)} live subscriptions: name one in subscription, "
+                "or send start_time and end_time"
+            )
+        sub = live[0]
+    period = sub.open_usage_period
+    return period.start, period.end
 
 
 Run = Callable[[Subscription, Sequence[Coverage], datetime], Awaitable[ChangeResult]]

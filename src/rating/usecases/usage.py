@@ -22,6 +22,7 @@ from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound,
 from billing.domain.usage import (
     MAX_BATCH_EVENTS,
     MAX_KEY_LENGTH,
+    ClockTimes,
     LateWindow,
     Stored,
     UsageRows,
@@ -70,7 +71,14 @@ class EventLike(Protocol):
     def value(self) -> str: ...
 
 
-class UsageStore(Protocol):
+class CustomerClocks(Protocol):
+    async def clock_times(self, customer_ids: Sequence[str], crm_account_ids: Sequence[str]) -> ClockTimes:
+        """The clocks of those of these customers that are on a test clock (and a home for
+        their events: usage partitions around each clock's time)."""
+        ...
+
+
+class UsageStore(CustomerClocks, Protocol):
     async def insert(self, rows: UsageRows) -> list[Stored]: ...
 
     async def cancel(self, key: str) -> tuple[bool, datetime] | None: ...
@@ -113,9 +121,12 @@ class BatchResult:
 
 @dataclass
 class _Prepared:
-    rows: UsageRows
+    rows: list[_Row]
     positions: list[int]  # batch index of each row
     rejections: dict[int, Rejection]
+    # Outside the window of the server's time: valid still for a customer on a test clock
+    # whose time it is within (rejected unless ``_on_test_clocks`` finds so).
+    out_of_window: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,17 +145,53 @@ _Row = tuple[str, str, str, str, int, str, str]
 
 def _prepare(events: Sequence[EventLike], catalog: Catalog, now: datetime, window: LateWindow) -> _Prepared:
     batch = _Batch(catalog, now, window, *window.bounds(now))
-    rows: list[_Row] = []
-    positions: list[int] = []
-    rejections: dict[int, Rejection] = {}
+    prepared = _Prepared([], [], {}, [])
     for index, event in enumerate(events):
         checked = _check(event, batch)
         if isinstance(checked, Rejection):
-            rejections[index] = checked
+            prepared.rejections[index] = checked
+            if _out_of_window(checked):
+                prepared.out_of_window.append(index)
         else:
-            rows.append(checked)
-            positions.append(index)
-    return _Prepared(UsageRows.of(rows), positions, rejections)
+            prepared.rows.append(checked)
+            prepared.positions.append(index)
+    return prepared
+
+
+async def _on_test_clocks(
+    clocks: CustomerClocks,
+    events: Sequence[EventLike],
+    prepared: _Prepared,
+    catalog: Catalog,
+    window: LateWindow,
+) -> None:
+    """Check again, against its test clock's time, each event outside the server time's window
+    whose customer is on a test clock: a clock's customers live in the clock's time. Costs a
+    query only for batches that have such events."""
+    late = [events[index] for index in prepared.out_of_window]
+    customer_ids = [_customer_id(e.customer) for e in late if e.customer]
+    times = await clocks.clock_times(
+        [c for c in customer_ids if c], [e.crm_account_id for e in late if not e.customer]
+    )
+    for index, event in zip(prepared.out_of_window, late, strict=True):
+        if event.customer:
+            customer_id = _customer_id(event.customer)
+            clock_now = times.by_customer.get(customer_id) if customer_id else None
+        else:
+            clock_now = times.by_crm_account.get(event.crm_account_id)
+        if clock_now is None:
+            continue
+        checked = _check(event, _Batch(catalog, clock_now, window, *window.bounds(clock_now)))
+        if isinstance(checked, Rejection):
+            prepared.rejections[index] = checked  # now against the clock's time
+        else:
+            del prepared.rejections[index]
+            prepared.rows.append(checked)
+            prepared.positions.append(index)
+
+
+def _out_of_window(rejection: Rejection) -> bool:
+    return rejection.field == "timestamp" and rejection.error is FailedPrecondition
 
 
 def _check(event: EventLike, batch: _Batch) -> Rejection | _Row:
@@ -271,8 +318,11 @@ async def record_batch(
     """Store the valid events of one batch in one statement and answer for every event."""
     if not events or len(events) > MAX_BATCH_EVENTS:
         raise InvalidArgument.single("events", f"send 1 to {MAX_BATCH_EVENTS} events per batch")
-    prepared = _prepare(events, catalog.current(), now, window)
-    stored = await store.insert(prepared.rows) if prepared.rows.keys else []
+    snapshot = catalog.current()
+    prepared = _prepare(events, snapshot, now, window)
+    if prepared.out_of_window:
+        await _on_test_clocks(store, events, prepared, snapshot, window)
+    stored = await store.insert(UsageRows.of(prepared.rows)) if prepared.rows else []
     return _answer(prepared, stored, len(events))
 
 
@@ -356,13 +406,19 @@ class GroupCommitter:
 
 async def record_one(
     committer: GroupCommitter,
+    clocks: CustomerClocks,
     catalog: CatalogSource,
     event: EventLike,
     now: datetime,
     window: LateWindow = DEFAULT_WINDOW,
 ) -> Outcome:
     """Store one event through group commit; raise the error a rejected event deserves."""
-    checked = _check(event, _Batch(catalog.current(), now, window, *window.bounds(now)))
+    snapshot = catalog.current()
+    checked = _check(event, _Batch(snapshot, now, window, *window.bounds(now)))
+    if isinstance(checked, Rejection) and _out_of_window(checked):
+        prepared = _Prepared([], [], {0: checked}, [0])
+        await _on_test_clocks(clocks, [event], prepared, snapshot, window)
+        checked = prepared.rows[0] if prepared.rows else prepared.rejections[0]
     if isinstance(checked, Rejection):
         raise _error(checked)
     answer = _STORED_ANSWERS[await committer.submit(checked)]
@@ -399,6 +455,21 @@ class SummaryQuery:
     start: datetime
     end: datetime
     group_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRequest:
+    """A summary asked for: a query whose range may be left to the open billing period."""
+
+    customer_id: str
+    meter: str
+    filters: tuple[tuple[str, str], ...]
+    group_by: str
+    range: tuple[datetime, datetime] | None  # None: the open billing period
+    subscription_id: str | None  # whose open period; None: the customer's only live one
+
+    def query(self, start: datetime, end: datetime) -> SummaryQuery:
+        return SummaryQuery(self.customer_id, self.meter, self.filters, start, end, self.group_by)
 
 
 async def summarize(store: UsageStore, catalog: CatalogSource, query: SummaryQuery) -> list[UsageTotal]:

@@ -7,6 +7,8 @@ test_usage_api.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Any
 
 import grpc
@@ -42,10 +44,13 @@ async def test_a_token_over_its_rate_is_told_when_to_retry_and_others_are_not_he
     cart = rating_pb2.QuoteRequest(currency="USD").SerializeToString()
     errors = [await failure(quote(cart, metadata=bearer(slow))) for _ in range(3)]
     assert [e.code() for e in errors] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
-    assert all(0 < retry_delay_ms(e) <= 1000 for e in errors)
+    hints = [retry_delay_ms(e) for e in errors]
+    # The first is told when the next turn comes; each next one, a turn (a second) later.
+    assert 0 < hints[0] <= 1000
+    assert [900 < later - earlier <= 1000 for earlier, later in itertools.pairwise(hints)] == [True, True]
     # The admin token of ``channel`` is not affected.
     await asyncio.gather(*(quote(cart) for _ in range(20)))
-    await asyncio.sleep(retry_delay_ms(errors[-1]) / 1000)
+    await asyncio.sleep(hints[0] / 1000)
     await quote(cart, metadata=bearer(slow))
 
 
@@ -80,3 +85,46 @@ async def test_a_token_may_hold_only_so_many_streams_open(
     second, answer = await open_stream()  # the slot was given back
     assert answer.rejected_count == 1
     await second.done_writing()
+
+
+async def test_calls_a_little_over_the_rate_wait_their_turn_and_the_rest_are_refused(
+    migrated_url: str, rating_server: RunningServer, channel: grpc.aio.Channel
+) -> None:
+    """10 calls/s, burst 1: one call per 100 ms. Four calls at once wait 0, 100 and 200 ms (within
+    the server's 250 ms of waiting); the fourth's turn would be 300 ms away, so it is refused."""
+    target = f"127.0.0.1:{rating_server.port}"
+    secret = await issue(migrated_url, "ten-per-second", ["quote"], TokenLimits(rate_per_second=10, burst=1))
+    await until_known(target, secret)
+    await asyncio.sleep(0.15)  # the probe's place has passed: the next call's turn is now
+    quote = channel.unary_unary(QUOTE)
+    cart = rating_pb2.QuoteRequest(currency="USD").SerializeToString()
+    began = time.monotonic()
+    outcomes = await asyncio.gather(
+        *(quote(cart, metadata=bearer(secret)) for _ in range(4)), return_exceptions=True
+    )
+    elapsed = time.monotonic() - began
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert [error.code() for error in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED], outcomes
+    assert 250 < retry_delay_ms(refused[0]) <= 300
+    assert 0.2 <= elapsed < 1.0  # the third call waited its 200 ms
+
+
+async def test_a_call_whose_deadline_comes_before_its_turn_is_refused_and_gives_its_place_back(
+    migrated_url: str, rating_server: RunningServer, channel: grpc.aio.Channel
+) -> None:
+    target = f"127.0.0.1:{rating_server.port}"
+    secret = await issue(
+        migrated_url, "ten-per-second-2", ["quote"], TokenLimits(rate_per_second=10, burst=1)
+    )
+    await until_known(target, secret)
+    await asyncio.sleep(0.15)
+    quote = channel.unary_unary(QUOTE)
+    cart = rating_pb2.QuoteRequest(currency="USD").SerializeToString()
+    await quote(cart, metadata=bearer(secret))  # now; the next turn is 100 ms away
+    impatient = await failure(quote(cart, metadata=bearer(secret), timeout=0.05))
+    # Refused with a hint, not left to expire: DEADLINE_EXCEEDED would tell the caller nothing.
+    assert impatient.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 0 < retry_delay_ms(impatient) <= 100
+    # Its place was given back: the next call waits for the turn after the first (< 100 ms),
+    # not for the one after the refused call's (~200 ms), so a 150 ms deadline is enough.
+    await quote(cart, metadata=bearer(secret), timeout=0.15)

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing.v1 import catalog_pb2 as cpb
 from billing.v1 import customer_pb2 as cust
+from billing.v1 import test_clock_pb2 as tc
 from billing.v1 import usage_pb2 as pb
 from rating.server import RunningServer
 from tests.integration.api import builders
@@ -217,3 +218,59 @@ async def test_summaries_aggregate_filter_group_and_forget_cancelled_events(
     bad = await failure(usage_stub.GetUsageSummary(pb.GetUsageSummaryRequest(
         customer=customer.name, meter=world["messages"], group_by="colour", **window)))  # fmt: skip
     assert set(field_violations(bad)) == {"group_by"}
+
+
+async def test_a_test_clock_customer_reports_usage_in_the_clock_time(
+    usage_stub, customer_stub, clock_stub, world
+) -> None:  # type: ignore[no-untyped-def]
+    """Its late window is the clock's: 35 days back and 5 minutes ahead of the clock's time,
+    years from the server's; a real customer's event at that time is still refused."""
+    clock_time = datetime(2031, 3, 10, 12, tzinfo=UTC)
+    clock = (
+        await clock_stub.CreateTestClock(
+            tc.CreateTestClockRequest(
+                test_clock=tc.TestClock(frozen_time=_stamp(clock_time)), request_id=request_id()
+            )
+        )
+    ).test_clock
+    crm = f"crm-{uuid.uuid4().hex[:8]}"
+    simulated = (
+        await customer_stub.CreateCustomer(
+            cust.CreateCustomerRequest(
+                customer=cust.Customer(
+                    display_name="Sim Co", currency="USD", test_clock=clock.name, crm_account_id=crm
+                ),
+                request_id=request_id(),
+            )
+        )
+    ).customer
+    events = [
+        _event(world, customer=simulated.name, timestamp=_stamp(clock_time - timedelta(days=2)), value="2"),
+        _event(world, customer="", crm_account_id=crm, timestamp=_stamp(clock_time), value="5"),
+        _event(world, customer=simulated.name, timestamp=_stamp(clock_time - timedelta(days=36))),  # late
+        _event(world, customer=simulated.name, timestamp=_stamp(clock_time + timedelta(minutes=6))),  # early
+        _event(world, timestamp=_stamp(clock_time)),  # the real customer: far in its future
+    ]
+    response = await usage_stub.RecordUsageBatch(pb.RecordUsageBatchRequest(events=events))
+    assert [(r.outcome, r.field) for r in response.results] == [
+        (pb.USAGE_OUTCOME_ACCEPTED, ""),
+        (pb.USAGE_OUTCOME_ACCEPTED, ""),
+        (pb.USAGE_OUTCOME_REJECTED, "timestamp"),
+        (pb.USAGE_OUTCOME_REJECTED, "timestamp"),
+        (pb.USAGE_OUTCOME_REJECTED, "timestamp"),
+    ]
+    assert "35 days in the past" in response.results[2].reason
+    assert "5 minutes in the future" in response.results[3].reason
+    single = _event(
+        world, customer=simulated.name, timestamp=_stamp(clock_time - timedelta(hours=1)), value="4"
+    )
+    assert not (await usage_stub.RecordUsage(pb.RecordUsageRequest(event=single))).duplicate
+    summary = await usage_stub.GetUsageSummary(
+        pb.GetUsageSummaryRequest(
+            customer=simulated.name,
+            meter=world["messages"],
+            start_time=_stamp(clock_time - timedelta(days=30)),
+            end_time=_stamp(clock_time + timedelta(minutes=1)),
+        )
+    )
+    assert [(g.value, g.event_count) for g in summary.groups] == [("11", 3)]  # 2 + 5 + 4

@@ -60,6 +60,31 @@ def test_refused_calls_do_not_push_the_next_turn_further_away() -> None:
     assert limiter.admit(NS_PER_S) == 0
 
 
+def test_refused_callers_are_told_to_come_back_one_interval_apart() -> None:
+    limiter = RateLimiter("t", rate_per_second=100, burst=1, max_delay_ms=0)
+    limiter.admit(0)  # the next turn is at 10 ms
+    hints = []
+    for _ in range(3):
+        with pytest.raises(ResourceExhausted) as refused:
+            limiter.admit(1 * MS)
+        hints.append(refused.value.retry_after_ms)
+    assert hints == [9, 19, 29]  # at 10, 20 and 30 ms: not all three at 10 ms
+    # Once those times have passed, a refusal counts from the next turn again.
+    limiter.admit(100 * MS)
+    with pytest.raises(ResourceExhausted) as refused:
+        limiter.admit(100 * MS)
+    assert refused.value.retry_after_ms == 10
+
+
+def test_no_refused_caller_is_told_to_wait_more_than_a_minute() -> None:
+    limiter = RateLimiter("t", rate_per_second=1, burst=1, max_delay_ms=0)
+    limiter.admit(0)
+    for _ in range(100):
+        with pytest.raises(ResourceExhausted) as refused:
+            limiter.admit(0)
+    assert refused.value.retry_after_ms == 60_000
+
+
 def test_stream_slots_are_taken_and_given_back() -> None:
     slots = StreamSlots("t", limit=2)
     slots.take()

@@ -24,6 +24,7 @@ from billing.domain.subscriptions import (
     cancel_subscription,
     change_subscription,
     create_subscription,
+    remove_scheduled_cancellation,
     schedule_change,
 )
 from tests.unit.domain.subscription_catalog import CATALOG, new, utc
@@ -218,6 +219,26 @@ def test_cancel_at_period_end_ends_at_the_next_boundary_without_fees() -> None:
     assert final.draft is not None
     assert [line.kind for line in final.draft.lines] == [InvoiceLineKind.USAGE]
     assert final.subscription.status is SubscriptionStatus.CANCELED
+
+
+def test_a_cancel_at_period_end_withdrawn_before_the_end_renews_as_before() -> None:
+    sub, coverages = _started()
+    canceled = cancel_subscription(sub, CATALOG, coverages, utc(2024, 4, 10), at_period_end=True)
+    canceling = canceled.subscription
+    resumed = remove_scheduled_cancellation(canceling, utc(2024, 4, 30, 23))
+    assert (resumed.cancel_at, resumed.cancel_at_period_end, resumed.canceled_at) == (None, False, None)
+    renewal = _close(resumed, coverages)
+    assert renewal.draft is not None
+    # April's usage in arrears, then May's seat fee in advance (10.00, one basic seat) as if it
+    # had never been canceled; a canceled one's last close has the usage line alone (above).
+    assert [(line.kind, line.amount) for line in renewal.draft.lines] == [
+        (InvoiceLineKind.USAGE, 0),
+        (InvoiceLineKind.FEE, 1000),
+    ]
+    assert renewal.subscription.status is SubscriptionStatus.ACTIVE
+    assert remove_scheduled_cancellation(resumed, utc(2024, 4, 30)) is resumed  # nothing pending
+    with pytest.raises(FailedPrecondition, match="ended at 2024-05-01"):
+        remove_scheduled_cancellation(canceling, utc(2024, 5, 1))  # the end has come
 
 
 def test_a_scheduled_change_applies_at_the_boundary_without_proration() -> None:

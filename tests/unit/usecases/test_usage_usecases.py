@@ -16,7 +16,7 @@ import pytest
 
 from billing.domain.catalog import Aggregation, Catalog, Meter
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from billing.domain.usage import MAX_BATCH_EVENTS, Stored, UsageRows, UsageTotal
+from billing.domain.usage import MAX_BATCH_EVENTS, ClockTimes, Stored, UsageRows, UsageTotal
 from rating.usecases import usage
 from rating.usecases.usage import GroupCommitter, Outcome, Rejection, SummaryQuery
 
@@ -96,6 +96,9 @@ class FakeUsageStore:
             self.events[key] = payload
             return Stored.ACCEPTED
         return Stored.DUPLICATE if self.events[key] == payload else Stored.CONFLICT
+
+    async def clock_times(self, customer_ids: Sequence[str], crm_account_ids: Sequence[str]) -> ClockTimes:
+        return ClockTimes()  # nobody is on a test clock here (tests/integration/api covers them)
 
     async def cancel(self, key: str) -> tuple[bool, datetime] | None:
         if key not in self.events:
@@ -473,7 +476,7 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
 
 
 async def _record_one(store: FakeUsageStore, event: Event) -> Outcome:
-    return await usage.record_one(GroupCommitter(store, max_delay=0.001), CATALOG, event, NOW)
+    return await usage.record_one(GroupCommitter(store, max_delay=0.001), store, CATALOG, event, NOW)
 
 
 async def test_a_single_event_is_accepted_then_a_duplicate() -> None:

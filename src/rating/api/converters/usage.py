@@ -8,7 +8,7 @@ from billing.v1 import usage_pb2
 from rating.api.converters.catalog import read_properties
 from rating.api.converters.common import Checker, convert
 from rating.api.errors import STATUS_OF
-from rating.usecases.usage import BatchResult, Outcome, SummaryQuery
+from rating.usecases.usage import BatchResult, Outcome, SummaryRequest
 
 _OUTCOMES = {
     Outcome.ACCEPTED: usage_pb2.USAGE_OUTCOME_ACCEPTED,
@@ -17,25 +17,35 @@ _OUTCOMES = {
 }
 
 
-def summary_query_from_proto(msg: usage_pb2.GetUsageSummaryRequest) -> SummaryQuery:
+def summary_request_from_proto(msg: usage_pb2.GetUsageSummaryRequest) -> SummaryRequest:
     return convert("", lambda c: _summary(msg, c))
 
 
-def _summary(msg: usage_pb2.GetUsageSummaryRequest, c: Checker) -> SummaryQuery | None:
+def _summary(msg: usage_pb2.GetUsageSummaryRequest, c: Checker) -> SummaryRequest | None:
     customer_id = c.name(msg.customer, "customers", "customer")
     meter = msg.meter.removeprefix("meters/") if msg.meter.startswith("meters/") else msg.meter
     c.required(meter, "meter")
     filters = read_properties(msg.filters, c, "filters")
-    for name in ("start_time", "end_time"):
-        if not msg.HasField(name):
-            c.add(name, "is required")
+    subscription_id = c.optional_name(msg.subscription, "subscriptions", "subscription")
+    given = [msg.HasField(name) for name in ("start_time", "end_time")]
+    if given == [True, False]:
+        c.add("end_time", "is required with start_time")
+    elif given == [False, True]:
+        c.add("start_time", "is required with end_time")
+    elif all(given) and subscription_id is not None:
+        c.add("subscription", "names whose open period to use: send it or a range, not both")
     # Through the checker: a timestamp outside years 1-9999 is bad input, not a crash.
-    start = c.timestamp(msg.start_time, msg.HasField("start_time"), "start_time")
-    end = c.timestamp(msg.end_time, msg.HasField("end_time"), "end_time")
-    if start is None or end is None:
+    start = c.timestamp(msg.start_time, given[0], "start_time")
+    end = c.timestamp(msg.end_time, given[1], "end_time")
+    if c.failures:
         return None
-    return SummaryQuery(
-        customer_id=customer_id, meter=meter, filters=filters, start=start, end=end, group_by=msg.group_by
+    return SummaryRequest(
+        customer_id=customer_id,
+        meter=meter,
+        filters=filters,
+        group_by=msg.group_by,
+        range=(start, end) if start is not None and end is not None else None,
+        subscription_id=subscription_id,
     )
 
 

@@ -59,7 +59,7 @@ class SubscriptionServicer:
 
         async def query(uow: BillingUnitOfWork) -> pb.ListSubscriptionsResponse:
             found = await uow.subscriptions.find(
-                customer_id=customer_id, status=status, after=after, limit=size + 1
+                customer_id=customer_id, status=status, after=after, limit=size + 1, parked=request.parked
             )
             return pb.ListSubscriptionsResponse(
                 subscriptions=[convert.subscription_to_proto(row) for row in found[:size]],
@@ -158,4 +158,33 @@ class SubscriptionServicer:
 
         return await mutate(
             self.deps, "ScheduleSubscriptionChange", request, pb.ScheduleSubscriptionChangeResponse, build
+        )
+
+    @translate_errors
+    async def RemoveScheduledCancellation(
+        self, request: pb.RemoveScheduledCancellationRequest, context: Context
+    ) -> pb.RemoveScheduledCancellationResponse:
+        subscription_id = parse_name(request.name, "subscriptions", "name")
+        now = self.deps.clock()
+
+        async def build(uow: BillingUnitOfWork) -> pb.RemoveScheduledCancellationResponse:
+            row = await subscriptions.remove_cancellation(uow, subscription_id, now)
+            return pb.RemoveScheduledCancellationResponse(subscription=convert.subscription_to_proto(row))
+
+        return await mutate(
+            self.deps, "RemoveScheduledCancellation", request, pb.RemoveScheduledCancellationResponse, build
+        )
+
+    @translate_errors
+    async def RetryParkedSubscription(
+        self, request: pb.RetryParkedSubscriptionRequest, context: Context
+    ) -> pb.RetryParkedSubscriptionResponse:
+        subscription_id = parse_name(request.name, "subscriptions", "name")
+
+        async def build(uow: BillingUnitOfWork) -> pb.RetryParkedSubscriptionResponse:
+            row = await subscriptions.retry_parked(uow, subscription_id)
+            return pb.RetryParkedSubscriptionResponse(subscription=convert.subscription_to_proto(row))
+
+        return await mutate(
+            self.deps, "RetryParkedSubscription", request, pb.RetryParkedSubscriptionResponse, build
         )

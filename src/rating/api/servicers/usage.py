@@ -13,7 +13,7 @@ from rating.api.converters import usage as convert
 from rating.api.converters.common import timestamp_from_datetime
 from rating.api.errors import check_decoded, translate_errors, translate_stream_errors
 from rating.api.servicers._support import Dependencies
-from rating.usecases import usage
+from rating.usecases import subscriptions, usage
 from rating.usecases.usage import BatchResult, GroupCommitter, Outcome, UsageStore
 
 Context = Any
@@ -32,7 +32,9 @@ class UsageServicer:
     async def RecordUsage(self, request: pb.RecordUsageRequest, context: Context) -> bytes:
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
-        outcome = await usage.record_one(self.committer, self.deps.catalog, request.event, self.deps.clock())
+        outcome = await usage.record_one(
+            self.committer, self.store, self.deps.catalog, request.event, self.deps.clock()
+        )
         duplicate = outcome is Outcome.DUPLICATE
         record_usage(accepted=int(not duplicate), duplicate=int(duplicate), rejected=0)
         return _DUPLICATE if duplicate else _ACCEPTED
@@ -72,14 +74,22 @@ class UsageServicer:
     async def GetUsageSummary(
         self, request: pb.GetUsageSummaryRequest, context: Context
     ) -> pb.GetUsageSummaryResponse:
-        totals = await usage.summarize(
-            self.store, self.deps.catalog, convert.summary_query_from_proto(request)
-        )
+        asked = convert.summary_request_from_proto(request)
+        if asked.range is None:
+            async with self.deps.read_only() as uow:
+                start, end = await subscriptions.open_usage_period(
+                    uow, asked.customer_id, asked.subscription_id
+                )
+        else:
+            start, end = asked.range
+        totals = await usage.summarize(self.store, self.deps.catalog, asked.query(start, end))
         return pb.GetUsageSummaryResponse(
             groups=[
                 pb.UsageGroup(key=t.group, value=format_decimal(t.value), event_count=t.event_count)
                 for t in totals
-            ]
+            ],
+            start_time=timestamp_from_datetime(start),
+            end_time=timestamp_from_datetime(end),
         )
 
 
