@@ -168,7 +168,8 @@ class Worker(Generic[C]):
                 self._metrics.finished(due_action(claim).value, outcome, started)
 
     async def _quietly(self, operation: Awaitable[object]) -> str | None:
-        """Run a bookkeeping write; if the database is gone, the lease simply expires."""
+        """Run a bookkeeping write; if the database is gone, the lease expires and the next claim
+        records the attempt."""
         try:
             result = await operation
         except Exception as error:
