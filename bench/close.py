@@ -11,6 +11,7 @@ What runs, in one invocation:
   filtered by a property), an add-on, a 20 % coupon, a pending proration line (a seat increase in
   the period) and German VAT; usage events in every window;
 - this process is the worker: the production ``run_invoicer`` (uvloop, structlog JSON at INFO,
+  telemetry configured as ``python -m invoicer`` does it,
   its default concurrency), timed per close from its claim to its commit (``invoicer.usecases.periods.
   work_on``); the grace window is one hour, so only closes run;
 - a warm-up first: the same worker closes ``--warm-up`` other periods (500), then the tables are
@@ -49,7 +50,7 @@ from billing.store.database import connect, create_pool, with_database
 from billing.store.embedded import EmbeddedPostgres
 from billing.store.ids import new_id
 from billing.store.migrate import migrate
-from billing.telemetry import configure_logging
+from billing.telemetry import configure_logging, configure_telemetry
 from invoicer import worker as worker_module
 from invoicer.main import InvoicerConfig, run_invoicer
 from invoicer.worker import WorkerConfig
@@ -230,9 +231,14 @@ if __name__ == "__main__":
     parser.add_argument("--subscriptions", type=int, default=3000)
     parser.add_argument("--warm-up", type=int, default=500)
     arguments = parser.parse_args()
+    # The production configuration (DESIGN.md §9): traces and metrics on, with the default
+    # sampler and the exporters the OTEL_* variables choose (none unless set), as python -m invoicer.
+    telemetry = configure_telemetry("billing-invoicer")
     try:
         import uvloop
 
         uvloop.run(main(arguments.subscriptions, arguments.warm_up))
     except ImportError:
         asyncio.run(main(arguments.subscriptions, arguments.warm_up))
+    finally:
+        telemetry.shutdown()
