@@ -135,11 +135,15 @@ def _delayed(handler: Handler, delay_ns: int, rate: RateLimiter) -> Handler:
     delay_s = delay_ns / 1e9
 
     async def wait_turn(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        remaining = context.time_remaining()
-        if remaining is not None and remaining < delay_s:
-            rate.refund()
-            await _abort(context, rate.exceeded(delay_ns))
-        await asyncio.sleep(delay_s)
+        rate.waiting += 1
+        try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining < delay_s:
+                rate.refund()
+                await _abort(context, rate.exceeded(delay_ns))
+            await asyncio.sleep(delay_s)
+        finally:
+            rate.waiting -= 1
 
     if inspect.isasyncgenfunction(behavior):
 

@@ -36,18 +36,33 @@ class LimitDefaults:
 
     rate_per_second: int = 10_000
     max_streams: int = 8
-    # Long enough that a closed-loop caller with a few dozen calls in flight at its rate is
-    # slowed down rather than refused (64 in flight at 500 calls/s wait 128 ms); bounded by each
-    # call's own deadline (``access.py``), and it bounds the calls a token can have waiting to
-    # rate x max_delay.
-    max_delay_ms: int = 250
+    # A call over the rate waits for its turn rather than being refused (a refusal is a whole
+    # gRPC call the server pays for, and comes back), up to this long and never past its own
+    # deadline (``access.py``), and while fewer than ``max_waiting`` calls of its token wait:
+    # that bounds what a token can hold in the server whatever its rate (64 calls in flight at
+    # 100 calls/s wait up to 640 ms and are never refused).
+    max_delay_ms: int = 1_000
+    max_waiting: int = 128
 
 
 class RateLimiter:
-    __slots__ = ("_interval", "_max_delay", "_retry_at", "_tat", "_tolerance", "name")
+    __slots__ = (
+        "_interval",
+        "_max_delay",
+        "_max_waiting",
+        "_retry_at",
+        "_tat",
+        "_tolerance",
+        "name",
+        "waiting",
+    )
 
-    def __init__(self, name: str, rate_per_second: int, burst: int, max_delay_ms: int) -> None:
+    def __init__(
+        self, name: str, rate_per_second: int, burst: int, max_delay_ms: int, max_waiting: int = 128
+    ) -> None:
         self.name = name
+        self._max_waiting = max_waiting
+        self.waiting = 0  # admitted calls waiting for their turn; kept by whoever makes them wait
         self._interval = NS_PER_S // rate_per_second
         self._tolerance = self._interval * (burst - 1)
         self._max_delay = max_delay_ms * NS_PER_MS
@@ -58,7 +73,7 @@ class RateLimiter:
         """Nanoseconds the call must wait before it runs (usually 0); raises when it may not run."""
         tat = self._tat if self._tat > now_ns else now_ns
         wait = tat - self._tolerance - now_ns
-        if wait > self._max_delay:
+        if wait > self._max_delay or (wait > 0 and self.waiting >= self._max_waiting):
             # Each refused caller is told a later time than the one refused before it, one
             # interval apart: told the same time, a closed loop's refused calls all came back at
             # once, and the burst of refusals stalled every other caller of the process for
@@ -113,6 +128,6 @@ def allowance_for(token: ApiToken, defaults: LimitDefaults) -> Allowance:
     # Unless the token says otherwise, a burst is a tenth of a second's worth of calls.
     burst = limits.burst or max(1, rate // 10)
     return Allowance(
-        RateLimiter(token.name, rate, burst, defaults.max_delay_ms),
+        RateLimiter(token.name, rate, burst, defaults.max_delay_ms, defaults.max_waiting),
         StreamSlots(token.name, limits.max_streams or defaults.max_streams),
     )

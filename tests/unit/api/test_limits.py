@@ -85,6 +85,20 @@ def test_no_refused_caller_is_told_to_wait_more_than_a_minute() -> None:
     assert refused.value.retry_after_ms == 60_000
 
 
+def test_a_call_that_would_wait_is_refused_while_the_token_has_enough_calls_waiting() -> None:
+    limiter = RateLimiter("t", rate_per_second=100, burst=1, max_delay_ms=1000, max_waiting=2)
+    assert limiter.admit(0) == 0  # its turn now: it does not wait
+    assert limiter.admit(0) == 10 * MS
+    limiter.waiting += 1  # as access.py counts a call while it waits
+    assert limiter.admit(0) == 20 * MS
+    limiter.waiting += 1
+    with pytest.raises(ResourceExhausted) as refused:
+        limiter.admit(0)  # within the 1 s of waiting, but two calls wait already
+    assert refused.value.retry_after_ms == 30
+    limiter.waiting -= 1  # one turn came
+    assert limiter.admit(0) == 30 * MS
+
+
 def test_stream_slots_are_taken_and_given_back() -> None:
     slots = StreamSlots("t", limit=2)
     slots.take()
