@@ -76,6 +76,7 @@ from quote import (
     _admin,
     _alive,
     _arm_watchdog,
+    _bearer,
     _child_setup,
     _cpu_seconds_of,
     _cpus,
@@ -84,6 +85,7 @@ from quote import (
     _on_term,
     _tail,
     database,
+    issue_tokens,
     start_real_server,
     wait_serving,
 )
@@ -706,27 +708,6 @@ def reap_killed_runs() -> None:
         log(f"cleaned up after a killed run: {folder}")
 
 
-async def issue_tokens(url: str) -> tuple[str, str]:
-    """Secrets of two tokens, as production has them: an admin's to set the stage, and a usage
-    writer's for the load (server default limits: 10,000 calls/s, 8 streams)."""
-    from billing.store.api_tokens import PostgresTokenStore
-    from billing.store.database import create_pool
-    from rating.usecases.tokens import issue_token
-
-    pool = await create_pool(url, min_size=1, max_size=1)
-    try:
-        store = PostgresTokenStore(pool)
-        admin = await issue_token(store, f"bench-admin-{secrets.token_hex(4)}", ["billing:admin"])
-        writer = await issue_token(store, f"bench-usage-{secrets.token_hex(4)}", ["usage:write"])
-        return admin.secret, writer.secret
-    finally:
-        await pool.close()
-
-
-def _bearer(secret: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {secret}"),)
-
-
 def create_customers(target: str, count: int, token: str) -> list[str]:
     """Customers through the API; their ids (without ``customers/``)."""
     import grpc
@@ -908,7 +889,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         with database(workdir, name) as url:
             try:
                 # Issued before the server starts, so it loads them with everything else.
-                admin_token, usage_token = asyncio.run(issue_tokens(url))
+                admin_token, usage_token = asyncio.run(issue_tokens(url, "billing:admin", "usage:write"))
                 server, port = start_real_server(procs, url, server_cpu, server_log)
                 target = f"127.0.0.1:{port}"
                 wait_serving(target, server, server_log, timeout_s=20)

@@ -554,9 +554,8 @@ def _tail(path: Path, lines: int = 30) -> str:
 TOKEN_ENV = "BENCH_QUOTE_TOKEN"
 
 
-async def issue_tokens(url: str) -> tuple[str, str]:
-    """Secrets of two tokens, as production has them: a reader's to look the add-on up, and a
-    checkout page's (scope ``quote``, server default limits) for the load."""
+async def issue_tokens(url: str, *scopes: str) -> list[str]:
+    """One fresh token per scope (bench/ingest.py uses it too); the secrets, in that order."""
     from billing.store.api_tokens import PostgresTokenStore
     from billing.store.database import create_pool
     from rating.usecases.tokens import issue_token
@@ -564,9 +563,12 @@ async def issue_tokens(url: str) -> tuple[str, str]:
     pool = await create_pool(url, min_size=1, max_size=1)
     try:
         store = PostgresTokenStore(pool)
-        reader = await issue_token(store, f"bench-reader-{secrets.token_hex(4)}", ["billing:read"])
-        checkout = await issue_token(store, f"bench-checkout-{secrets.token_hex(4)}", ["quote"])
-        return reader.secret, checkout.secret
+        return [
+            (
+                await issue_token(store, f"bench-{scope.replace(':', '-')}-{secrets.token_hex(4)}", [scope])
+            ).secret
+            for scope in scopes
+        ]
     finally:
         await pool.close()
 
@@ -725,7 +727,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         with database(workdir, name) as url:
             try:
                 # Issued before the server starts, so it loads them with everything else.
-                reader_token, checkout_token = asyncio.run(issue_tokens(url))
+                reader_token, checkout_token = asyncio.run(issue_tokens(url, "billing:read", "quote"))
                 real_server, real_port = start_real_server(procs, url, server_cpu, server_log)
                 noop_pid, noop_port = start_noop_server(procs, server_cpu)
                 real, noop = f"127.0.0.1:{real_port}", f"127.0.0.1:{noop_port}"
