@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import types
 import typing
 from collections import abc
@@ -29,6 +28,8 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cache
 from typing import Any, TypeVar
+
+import orjson
 
 from billing.domain.decimals import format_decimal
 from billing.domain.pricing import PriceModel
@@ -41,12 +42,14 @@ _TYPE_KEY = "$type"
 
 def to_json(value: Any) -> str:
     """``value`` (a domain dataclass, or any value this codec knows) as compact JSON text."""
-    return json.dumps(encode(value), separators=(",", ":"), ensure_ascii=False)
+    # orjson only writes the plain data ``encode`` made (no float reaches it: ``encode`` refuses
+    # them); the standard library's writer was a third of the invoicer's encoding time.
+    return orjson.dumps(encode(value)).decode()
 
 
 def from_json(kind: type[T], text: str | bytes) -> T:
     """The ``kind`` value written by :func:`to_json`."""
-    decoded: T = decode(kind, json.loads(text))
+    decoded: T = decode(kind, orjson.loads(text))
     return decoded
 
 
@@ -69,8 +72,13 @@ def _encode_datetime(value: datetime) -> str:
     return value.isoformat()
 
 
+# Values that are their own JSON: tested by exact type before any call, because most fields of a
+# domain value are strings and integers and a call per field was most of the encoding time.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _encode_sequence(value: Any) -> list[Any]:
-    return [encode(v) for v in value]
+    return [v if type(v) in _PLAIN else encode(v) for v in value]
 
 
 def _encode_mapping(value: Any) -> dict[str, Any]:
@@ -109,7 +117,8 @@ def _encoder(kind: type[Any]) -> Callable[[Any], Any]:
         def encode_dataclass(value: Any) -> dict[str, Any]:
             body: dict[str, Any] = {_TYPE_KEY: tag}
             for name in names:
-                body[name] = encode(getattr(value, name))
+                field = getattr(value, name)
+                body[name] = field if type(field) in _PLAIN else encode(field)
             return body
 
         return encode_dataclass
