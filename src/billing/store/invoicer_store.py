@@ -19,9 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import structlog
 
 from billing.domain.catalog import Catalog, Meter
-from billing.domain.errors import Aborted, FailedPrecondition, LeaseExpired, Unavailable
+from billing.domain.errors import Aborted, FailedPrecondition, LeaseExpired
 from billing.domain.invoices import (
     BilledUsage,
     BillingCustomer,
@@ -40,8 +41,10 @@ from billing.store import codec, invoices, period_queue
 from billing.store._types import Connection
 from billing.store.ids import new_id
 from billing.store.period_queue import Claimed, LeaseLost, RetryPolicy, StaleState
-from billing.store.unit_of_work import CONNECTION_ERRORS
+from billing.store.unit_of_work import CONNECTION_ERRORS, pooled_connection
 from billing.store.usage import window_total_sql
+
+log = structlog.get_logger(__name__)
 
 WAKEUP_CHANNEL = "invoicer_wakeup"
 
@@ -194,6 +197,16 @@ SELECT EXISTS (SELECT FROM fenced)
 """
 
 
+def _log_abandoned(row: period_queue.Abandoned) -> None:
+    """The worker that held the row is gone, so the claim that found it says what happened."""
+    if row.parked_reason is not None:
+        log.error("subscription parked", subscription_id=row.subscription_id, reason=row.parked_reason)
+    else:
+        log.warning(
+            "lease expired without an outcome", subscription_id=row.subscription_id, error=row.last_error
+        )
+
+
 @dataclass(frozen=True)
 class InvoicerSettings:
     lease: timedelta = timedelta(seconds=30)
@@ -224,12 +237,14 @@ class PostgresInvoicerStore:
         claims: list[Claimed] = []
         async with self._connection() as connection:
             while len(claims) < limit:
-                leased, recorded = await period_queue.claim(
+                leased, abandoned = await period_queue.claim(
                     connection, limit=limit - len(claims), owner=self._settings.owner,
                     lease=self._settings.lease, policy=self._settings.retry,
                 )  # fmt: skip
                 claims += leased
-                if not recorded:  # rows of dead workers took places in this batch: claim again
+                for row in abandoned:
+                    _log_abandoned(row)
+                if not abandoned:  # rows of dead workers took places in this batch: claim again
                     break
         return claims
 
@@ -434,13 +449,8 @@ class PostgresInvoicerStore:
             self._taxes_loaded = now
         return self._taxes
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        try:
-            async with self._pool.acquire() as connection:
-                yield connection
-        except CONNECTION_ERRORS as error:
-            raise Unavailable("the database is unavailable") from error
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return pooled_connection(self._pool)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:

@@ -133,29 +133,43 @@ def _micros(duration: timedelta) -> int:
     return duration // timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A due row whose lease expired without an outcome: its worker died or stalled. The claim
+    recorded the failed attempt (``last_error``) and, after too many, parked it."""
+
+    subscription_id: str
+    last_error: str
+    parked_reason: str | None
+
+
 async def claim(
     connection: Connection, *, limit: int, owner: str, lease: timedelta, policy: RetryPolicy | None = None
-) -> tuple[list[Claimed], int]:
+) -> tuple[list[Claimed], list[Abandoned]]:
     """Lease up to ``limit`` due subscriptions (and as many on test clocks) to ``owner``.
 
     A due row whose previous lease expired without an outcome is not leased: its failed attempt
     is recorded as ``fail`` records one, back-off and parking by ``policy`` (see ``_CLAIM``).
-    Returns the leases and how many such rows were recorded."""
+    Returns the leases and those rows."""
     policy = policy or RetryPolicy()
     rows = await connection.fetch(
         _CLAIM, limit, owner, _micros(lease), policy.max_attempts, _micros(policy.base), _micros(policy.cap)
     )
-    claims = [
-        Claimed(
-            lease=Lease(row["id"], row["lease_token"], row["lease_expires_at"]),
-            record=from_row(row),
-            customer_now=row["customer_now"],
-            state_json=row["state"],
+    claims: list[Claimed] = []
+    abandoned: list[Abandoned] = []
+    for row in rows:
+        if row["lease_token"] is None:
+            abandoned.append(Abandoned(row["id"], row["last_error"], row["parked_reason"]))
+            continue
+        claims.append(
+            Claimed(
+                lease=Lease(row["id"], row["lease_token"], row["lease_expires_at"]),
+                record=from_row(row),
+                customer_now=row["customer_now"],
+                state_json=row["state"],
+            )
         )
-        for row in rows
-        if row["lease_token"] is not None
-    ]
-    return claims, len(rows) - len(claims)
+    return claims, abandoned
 
 
 async def renew(connection: Connection, leases: Sequence[Lease], lease: timedelta) -> set[str]:

@@ -6,12 +6,15 @@ leaves nothing behind. Connection loss becomes ``Unavailable`` so callers may re
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 
 from billing.domain.errors import Unavailable
+from billing.store._types import Connection
 from billing.store.idempotency import IdempotencyRepository
 from billing.store.ids import new_id
 from billing.store.repository import EntityRepository
@@ -27,6 +30,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     # Raised when a backend's FATAL (pg_terminate_backend) lands between two protocol steps.
     asyncpg.InternalClientError,
 )
+
+
+@contextlib.asynccontextmanager
+async def pooled_connection(pool: asyncpg.Pool[Any]) -> AsyncIterator[Connection]:
+    """A connection of ``pool`` outside any transaction (each statement commits on its own);
+    losing the database meanwhile is ``Unavailable``, which callers may retry."""
+    try:
+        async with pool.acquire() as connection:
+            yield connection
+    except CONNECTION_ERRORS as error:
+        raise Unavailable("the database is unavailable; retry") from error
 
 
 class PostgresUnitOfWork:

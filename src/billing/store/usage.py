@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,10 +18,9 @@ from typing import Any
 import asyncpg
 
 from billing.domain.catalog import Aggregation, Meter
-from billing.domain.errors import Unavailable
 from billing.domain.usage import ClockTimes, Stored, UsageRows, UsageTotal
 from billing.store._types import Connection
-from billing.store.unit_of_work import CONNECTION_ERRORS
+from billing.store.unit_of_work import pooled_connection
 
 # NOTE: the fingerprint hashes the resolved customer id (not the reference used), the meter, the
 # instant, the properties as jsonb and the value as numeric (hash_record_extended, 64 bits; see
@@ -334,10 +333,5 @@ class PostgresUsageStore:
             {row["crm_account_id"]: row["frozen_time"] for row in rows if row["crm_account_id"]},
         )
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        try:
-            async with self._pool.acquire() as connection:
-                yield connection
-        except CONNECTION_ERRORS as error:
-            raise Unavailable("the database is unavailable; retry") from error
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return pooled_connection(self._pool)

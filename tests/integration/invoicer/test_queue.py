@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 
 from billing.store import period_queue
 from billing.store.invoicer_store import InvoicerSettings, PostgresInvoicerStore
@@ -100,7 +101,7 @@ async def test_failures_back_off_exponentially_then_park_with_the_reason(pool: a
     async with pool.acquire() as connection:
         await pool.execute("UPDATE subscriptions SET next_attempt_at = NULL WHERE id = $1", sub_id)
         none = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
-        assert none == ([], 0)
+        assert none == ([], [])
         assert await period_queue.unpark(connection, sub_id)
         leased, _ = await period_queue.claim(connection, limit=1, owner="t", lease=timedelta(seconds=30))
         assert len(leased) == 1
@@ -118,26 +119,31 @@ async def test_a_subscription_whose_workers_keep_dying_backs_off_then_is_parked(
     settings = InvoicerSettings(lease=timedelta(milliseconds=50), retry=policy, owner="w")
     store = PostgresInvoicerStore(pool, lambda: catalog, settings)
     backoffs = []
-    for attempt in range(1, 4):
-        claimed = await _claim_until(store, dying, healthy)
-        if attempt > 1:  # the claim that leased it again came after the back-off of the death
-            backoffs.append(claimed)
-        await asyncio.sleep(0.1)  # past the dead worker's lease
-    # The next claim finds the third expired lease: three attempts without an outcome.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while await pool.fetchval("SELECT parked_reason IS NULL FROM subscriptions WHERE id = $1", dying):
-        assert loop.time() < deadline, "not parked"
-        for claim in await store.claim(10):
-            assert claim.subscription_id == healthy
-            await store.release(claim)
-        await asyncio.sleep(0.02)
+    with structlog.testing.capture_logs() as entries:
+        for attempt in range(1, 4):
+            claimed = await _claim_until(store, dying, healthy)
+            if attempt > 1:  # the claim that leased it again came after the back-off of the death
+                backoffs.append(claimed)
+            await asyncio.sleep(0.1)  # past the dead worker's lease
+        # The next claim finds the third expired lease: three attempts without an outcome.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while await pool.fetchval("SELECT parked_reason IS NULL FROM subscriptions WHERE id = $1", dying):
+            assert loop.time() < deadline, "not parked"
+            for claim in await store.claim(10):
+                assert claim.subscription_id == healthy
+                await store.release(claim)
+            await asyncio.sleep(0.02)
     row = await pool.fetchrow(
         "SELECT parked_reason, attempts, lease_token FROM subscriptions WHERE id = $1", dying
     )
     reason = "worker died while working it: 3 attempts without an outcome, the last by w"
     assert (row["parked_reason"], row["attempts"], row["lease_token"]) == (reason, 3, None)
     assert await pool.fetchval("SELECT attempts FROM subscriptions WHERE id = $1", healthy) == 0
+    # No job ran for the dead workers' attempts: the claims that found them say so in the log.
+    found = [(e["event"], e["subscription_id"]) for e in entries if e.get("subscription_id")]
+    assert found == [("lease expired without an outcome", dying)] * 2 + [("subscription parked", dying)]
+    assert [e["reason"] for e in entries if e["event"] == "subscription parked"] == [reason]
     # The first death waited the back-off base (100 ms), the second twice that.
     assert backoffs[0] >= 0.1, backoffs
     assert backoffs[1] >= 0.2, backoffs

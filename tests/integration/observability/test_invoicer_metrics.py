@@ -205,7 +205,7 @@ async def test_queue_depth_counts_exactly_what_a_claim_would_take(
         # The claim takes all four: the expired lease's row is not leased but has the dead
         # worker's attempt recorded (it backs off), the others are leased.
         assert {c.subscription_id for c in claimed} == {due_a, due_b, on_clock}
-        assert recorded == 1
+        assert [row.subscription_id for row in recorded] == [expired]
         row = await pool.fetchrow(
             "SELECT attempts, next_attempt_at > now() AS backing_off FROM subscriptions WHERE id = $1",
             expired,
