@@ -9,7 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from billing.domain.tax import BUILT_IN
 from billing.store.database import connect
+from billing.store.invoicer_store import load_tax_table
 from billing.store.migrate import (
     ChecksumMismatchError,
     Migration,
@@ -187,3 +189,14 @@ def test_badly_named_or_duplicate_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "00001_b.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="share version 1"):
         load_migrations(tmp_path)
+
+
+async def test_the_seeded_tax_rates_are_the_domain_built_in_table(create_database: CreateDatabase) -> None:
+    """The invoicer rates from the tax_rates table; previews without a database (simulation,
+    the domain's default) rate from BUILT_IN. A rate changed in one place only would make a
+    preview and its invoice disagree."""
+    conn = await connect(await create_database(migrated=True))
+    try:
+        assert await load_tax_table(conn) == BUILT_IN
+    finally:
+        await conn.close()
