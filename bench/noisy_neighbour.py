@@ -16,14 +16,14 @@ processes of two kinds:
   client CPU: what is measured is the server, not the load generator's core.
 
 Cases, measured in alternating windows (the machines drift by +-20 % within seconds):
-``quiet_alone_baseline`` (the quiet caller alone), ``quiet_alone_again`` (alone again, as a case
-of its own: its "increase" over the baseline is the measurement's noise floor), ``quiet_with_noisy`` (the noisy token limited
-to ``--noisy-rate`` calls/s, 100 by default: the issue's target), ``quiet_with_heavier_noisy``
-(limited to ``--heavier-noisy-rate``, 500: a quota of ~30 % of what the server prices per second
-in distinct carts, where the noisy caller's *allowed* work alone takes a third of the server's
-CPU), and ``quiet_with_unlimited_noisy`` (a token with the server's default limit: what the
-limit protects against). The noisy caller always runs far over its limit: 64 calls in flight,
-~2,000 calls/s when nothing holds it back.
+``quiet_alone_baseline`` (the quiet caller alone), ``quiet_alone_repeat_baseline`` (alone again,
+as a case of its own: its "increase" over the baseline is the measurement's noise floor),
+``quiet_with_noisy`` (the noisy token limited to ``--noisy-rate`` calls/s, 100 by default: the
+issue's target), ``quiet_with_heavier_noisy`` (limited to ``--heavier-noisy-rate``, 500: a quota
+of ~30 % of what the server prices per second in distinct carts, where the noisy caller's
+*allowed* work alone takes a third of the server's CPU), and ``quiet_with_unlimited_noisy`` (a
+token with the server's default limit: what the limit protects against). The noisy caller always
+runs far over its limit: 64 calls in flight, ~2,000 calls/s when nothing holds it back.
 
 stdout: one JSON object per case (DESIGN.md §9); progress on stderr.
 """
@@ -319,7 +319,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         # The same as the baseline, measured as another case: the "increase" it shows is the
         # noise floor of this measurement on this machine (a stall of the VM lands in one case's
         # windows and not the other's), to read the other cases' increases against.
-        "quiet_alone_again": None,
+        "quiet_alone_repeat_baseline": None,
         "quiet_with_noisy": "noisy",
         "quiet_with_heavier_noisy": "heavier-noisy",
         "quiet_with_unlimited_noisy": "unlimited",
