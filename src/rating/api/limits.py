@@ -58,7 +58,12 @@ class RateLimiter:
     )
 
     def __init__(
-        self, name: str, rate_per_second: int, burst: int, max_delay_ms: int, max_waiting: int = 128
+        self,
+        name: str,
+        rate_per_second: int,
+        burst: int,
+        max_delay_ms: int,
+        max_waiting: int = LimitDefaults.max_waiting,
     ) -> None:
         self.name = name
         self._max_waiting = max_waiting
