@@ -10,13 +10,14 @@ A handler marked ``@raw_request`` gets the request's bytes and decodes them itse
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import message_factory
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 # No repeated field of any request may hold more entries than this (the largest legitimate one
@@ -62,18 +63,52 @@ def _tolerant(message_type: type[Message]) -> Callable[[bytes], Message | Undeco
 
 def _overlong(message: Message, path: str) -> str:
     """The path of the first repeated field longer than MAX_REPEATED, or ""."""
-    for field, value in message.ListFields():
-        name = f"{path}.{field.name}" if path else field.name
-        if field.is_repeated and len(value) > MAX_REPEATED:
-            return name
-        nested = field.message_type
-        if nested is None or nested.GetOptions().map_entry:
+    for name, repeated, nested in _plan(message.DESCRIPTOR):
+        label = f"{path}.{name}" if path else name
+        if not repeated:
+            if message.HasField(name):
+                found = _overlong(getattr(message, name), label)
+                if found:
+                    return found
             continue
-        for index, item in enumerate(value if field.is_repeated else (value,)):
-            found = _overlong(item, f"{name}[{index}]" if field.is_repeated else name)
-            if found:
-                return found
+        value = getattr(message, name)
+        if len(value) > MAX_REPEATED:
+            return label
+        if nested:
+            for index, item in enumerate(value):
+                found = _overlong(item, f"{label}[{index}]")
+                if found:
+                    return found
     return ""
+
+
+@functools.cache
+def _plan(descriptor: Descriptor) -> tuple[tuple[str, bool, bool], ...]:
+    """The fields of ``descriptor`` that can hold a repeated field: (name, repeated, descend).
+
+    A repeated field is counted; a message field is descended into only if its type can hold
+    a repeated field itself. Walking every field of every message with ListFields cost a third
+    of the server's CPU on a 1,000-event usage batch; this plan touches only what may matter
+    (an event's properties map, not its scalars). Map entries are not descended into.
+    """
+    plan = []
+    for field in descriptor.fields:
+        nested = field.message_type
+        map_field = nested is not None and nested.GetOptions().map_entry
+        descend = nested is not None and not map_field and _holds_repeated(nested, frozenset())
+        if field.is_repeated or descend:
+            plan.append((field.name, field.is_repeated, descend))
+    return tuple(plan)
+
+
+def _holds_repeated(descriptor: Descriptor, seen: frozenset[str]) -> bool:
+    if descriptor.full_name in seen:  # a recursive type: some instance may nest a repeated field
+        return True
+    seen = seen | {descriptor.full_name}
+    return any(
+        field.is_repeated or (field.message_type is not None and _holds_repeated(field.message_type, seen))
+        for field in descriptor.fields
+    )
 
 
 def raw_request(handler: F) -> F:
