@@ -3,7 +3,7 @@ caller's p99 latency by more than 20 %.
 
     python bench/noisy_neighbour.py          # from the repo root; ``make bench`` runs it too
 
-What runs (about 2.5 minutes): a fresh database (``DATABASE_URL``'s server, or an embedded PostgreSQL)
+What runs (about 5 minutes): a fresh database (``DATABASE_URL``'s server, or an embedded PostgreSQL)
 migrated and seeded with the demo catalog and three tokens; the real rating server
 (``billing serve``, production logging) pinned to the first CPU; and, on the second CPU, load
 processes of two kinds:
@@ -19,11 +19,18 @@ Cases, measured in alternating windows (the machines drift by +-20 % within seco
 ``quiet_alone_baseline`` (the quiet caller alone), ``quiet_alone_repeat_baseline`` (alone again,
 as a case of its own: its "increase" over the baseline is the measurement's noise floor),
 ``quiet_with_noisy`` (the noisy token limited to ``--noisy-rate`` calls/s, 100 by default: the
-issue's target), ``quiet_with_heavier_noisy`` (limited to ``--heavier-noisy-rate``, 500: a quota
-of ~30 % of what the server prices per second in distinct carts, where the noisy caller's
+issue's target), ``quiet_with_polite_noisy`` (the same token sending exactly its quota in an open
+loop: the cost of its allowed work, so that ``quiet_with_noisy`` minus this is the cost of the
+calls over the quota), ``quiet_with_heavier_noisy`` (limited to ``--heavier-noisy-rate``, 500: a
+quota of ~30 % of what the server prices per second in distinct carts, where the noisy caller's
 *allowed* work alone takes a third of the server's CPU), and ``quiet_with_unlimited_noisy`` (a
-token with the server's default limit: what the limit protects against). The noisy caller always
-runs far over its limit: 64 calls in flight, ~2,000 calls/s when nothing holds it back.
+token with the server's default limit: what the limit protects against). The noisy caller
+otherwise runs far over its limit: 64 calls in flight, ~2,000 calls/s when nothing holds it back.
+
+Each increase is of the p99 over all of a case's windows against the p99 over both alone cases'
+windows (the A/A case: against the first alone case only), with a 95 % bootstrap interval that
+resamples whole windows: a stall of the virtual machine lifts one window's tail, so windows are
+the independent draws. The target counts as met only if the interval's upper end is within it.
 
 stdout: one JSON object per case (DESIGN.md §9); progress on stderr.
 """
@@ -36,6 +43,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -50,7 +58,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 QUOTE = "/billing.v1.RatingService/Quote"
 TARGET_P99_INCREASE_PCT = 20
-WATCHDOG_S = 240
+WATCHDOG_S = 480
+BOOTSTRAP_RESAMPLES = 1000
 
 
 def log(message: str) -> None:
@@ -166,7 +175,7 @@ def noisy(args: argparse.Namespace) -> None:
         stubs = [channel.unary_unary(QUOTE) for channel in channels]
         seats = iter(range(1_000, 1 << 40))
 
-        async def worker(stub: Any) -> None:
+        async def worker(stub: Any, once: bool = False) -> None:
             while not stop.is_set():
                 try:
                     await stub(_cart(next(seats)), metadata=metadata, timeout=5)
@@ -177,8 +186,25 @@ def noisy(args: argparse.Namespace) -> None:
                         await asyncio.sleep(_retry_delay_s(error))
                     else:
                         counts["other_errors"] += 1
+                if once:
+                    return
 
-        workers = [asyncio.create_task(worker(stubs[i % 2])) for i in range(args.noisy_in_flight)]
+        async def polite() -> None:
+            # At its quota, in an open loop: never refused, never waiting in the server.
+            calls: set[asyncio.Task[None]] = set()
+            started, sent = time.perf_counter(), 0
+            while not stop.is_set():
+                task = asyncio.create_task(worker(stubs[sent % 2], once=True))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+                sent += 1
+                await asyncio.sleep(max(0.0, started + sent / args.polite_rate - time.perf_counter()))
+            await asyncio.gather(*calls, return_exceptions=True)
+
+        if args.polite_rate:
+            workers = [asyncio.create_task(polite())]
+        else:
+            workers = [asyncio.create_task(worker(stubs[i % 2])) for i in range(args.noisy_in_flight)]
         started = time.perf_counter()
         await stop.wait()
         counts["seconds"] = time.perf_counter() - started  # type: ignore[assignment]
@@ -273,21 +299,24 @@ def _wait_serving(target: str, server: subprocess.Popen[bytes]) -> None:
             time.sleep(0.1)
 
 
-def _role(role: str, args: argparse.Namespace, cpu: int | None) -> list[str]:
+def _role(role: str, args: argparse.Namespace, cpu: int | None, polite_rate: int = 0) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--role", role, "--target", args.target]
+    argv += ["--polite-rate", str(polite_rate)]
     argv += ["--quiet-rate", str(args.quiet_rate), "--noisy-in-flight", str(args.noisy_in_flight)]
     argv += ["--warmup-s", str(args.warmup_s), "--measure-s", str(args.measure_s)]
     return argv + (["--cpu", str(cpu)] if cpu is not None else [])
 
 
 def _window(
-    args: argparse.Namespace, tokens: dict[str, str], noisy_token: str | None, cpu: int | None
+    args: argparse.Namespace, tokens: dict[str, str], noisy: tuple[str, int] | None, cpu: int | None
 ) -> Any:
-    """One measurement window: the quiet caller, with the noisy one running on ``noisy_token``."""
+    """One measurement window: the quiet caller, with the noisy one running on ``noisy``'s token
+    (and, if ``noisy`` gives a rate, sending at that rate instead of flooding)."""
     noisy_process = None
-    if noisy_token:
+    if noisy:
+        noisy_token, polite_rate = noisy
         noisy_process = subprocess.Popen(
-            _role("noisy", args, cpu),
+            _role("noisy", args, cpu, polite_rate),
             env={**os.environ, "BENCH_TOKEN": tokens[noisy_token]},
             stdout=subprocess.PIPE,
         )
@@ -312,6 +341,26 @@ def _percentile(values: list[int], p: int) -> float:
     return ordered[min(len(ordered) - 1, len(ordered) * p // 100)] / 1e6
 
 
+def _increase_pct(baseline: list[list[int]], case: list[list[int]]) -> float:
+    """How much higher the case's p99 is than the baseline's, over all their windows' calls."""
+    pooled = [[latency for window in windows for latency in window] for windows in (baseline, case)]
+    return 100 * (_percentile(pooled[1], 99) / _percentile(pooled[0], 99) - 1)
+
+
+def _increase_ci95(
+    baseline: list[list[int]], case: list[list[int]], rng: random.Random
+) -> tuple[float, float]:
+    """A 95 % interval of ``_increase_pct``: both sides resampled by whole windows.
+
+    A stall of the virtual machine lands in one window and lifts that window's tail: windows,
+    not single calls, are the independent draws, so they are what the bootstrap resamples."""
+    increases = sorted(
+        _increase_pct(rng.choices(baseline, k=len(baseline)), rng.choices(case, k=len(case)))
+        for _ in range(BOOTSTRAP_RESAMPLES)
+    )
+    return increases[BOOTSTRAP_RESAMPLES * 25 // 1000], increases[BOOTSTRAP_RESAMPLES * 975 // 1000 - 1]
+
+
 def orchestrate(args: argparse.Namespace) -> int:
     server_cpu, client_cpu = _cpus()
     cases = {
@@ -320,9 +369,13 @@ def orchestrate(args: argparse.Namespace) -> int:
         # noise floor of this measurement on this machine (a stall of the VM lands in one case's
         # windows and not the other's), to read the other cases' increases against.
         "quiet_alone_repeat_baseline": None,
-        "quiet_with_noisy": "noisy",
-        "quiet_with_heavier_noisy": "heavier-noisy",
-        "quiet_with_unlimited_noisy": "unlimited",
+        "quiet_with_noisy": ("noisy", 0),
+        # The same token sending only what its quota allows, in an open loop: what the noisy
+        # caller's *allowed* work costs the quiet one (capacity). What quiet_with_noisy adds to
+        # it is the cost of the calls over the quota (isolation).
+        "quiet_with_polite_noisy": ("noisy", args.noisy_rate),
+        "quiet_with_heavier_noisy": ("heavier-noisy", 0),
+        "quiet_with_unlimited_noisy": ("unlimited", 0),
     }
     rates = {"noisy": args.noisy_rate, "heavier-noisy": args.heavier_noisy_rate}
     results: dict[str, list[Any]] = {case: [] for case in cases}
@@ -363,28 +416,40 @@ def orchestrate(args: argparse.Namespace) -> int:
                 server.wait(timeout=20)
             if server.poll() is None:
                 server.kill()
-    baseline_p99 = None
+    alone = [quiet_result["latencies_ns"] for quiet_result, _ in results["quiet_alone_baseline"]]
+    repeat = [quiet_result["latencies_ns"] for quiet_result, _ in results["quiet_alone_repeat_baseline"]]
+    rng = random.Random(0)  # the interval's resampling is reproducible for the same latencies
     for case, windows in results.items():
         latencies = [latency for quiet_result, _ in windows for latency in quiet_result["latencies_ns"]]
+        window_p99s = [round(_percentile(q["latencies_ns"], 99), 3) for q, _ in windows]
         row: dict[str, Any] = {
             "bench": "noisy_neighbour",
             "case": case,
             "quiet_calls_per_s": round(len(latencies) / (args.measure_s * len(windows))),
             "p50_ms": round(_percentile(latencies, 50), 3),
             "p99_ms": round(_percentile(latencies, 99), 3),
+            "window_p99_ms": window_p99s,
             "quiet_errors": sum(len(q["errors"]) for q, _ in windows),
         }
-        if baseline_p99 is None:
-            baseline_p99 = row["p99_ms"]
-        else:
-            row["p99_increase_pct"] = round(100 * (row["p99_ms"] - baseline_p99) / baseline_p99, 1)
-        if cases[case] is not None:
+        if case != "quiet_alone_baseline":
+            # The A/A case against the first; every other case against both alone cases' windows.
+            baseline = alone if case == "quiet_alone_repeat_baseline" else alone + repeat
+            row["p99_increase_pct"] = round(
+                _increase_pct(baseline, [q["latencies_ns"] for q, _ in windows]), 1
+            )
+            low, high = _increase_ci95(baseline, [q["latencies_ns"] for q, _ in windows], rng)
+            row["p99_increase_ci95_pct"] = [round(low, 1), round(high, 1)]
+        if case == "quiet_with_noisy":
             row["target_p99_increase_pct"] = TARGET_P99_INCREASE_PCT
+            row["meets_target"] = row["p99_increase_ci95_pct"][1] <= TARGET_P99_INCREASE_PCT
+        if cases[case] is not None:
             seconds = sum(n["seconds"] for _, n in windows)
             row["noisy_served_per_s"] = round(sum(n["served"] for _, n in windows) / seconds)
             row["noisy_refused_per_s"] = round(sum(n["refused"] for _, n in windows) / seconds)
             row["noisy_other_errors"] = sum(n["other_errors"] for _, n in windows)
-            row["noisy_rate_limit_per_s"] = rates.get(cases[case] or "", "default")
+            token, polite_rate = cases[case] or ("", 0)
+            row["noisy_rate_limit_per_s"] = rates.get(token, "default")
+            row["noisy_sends"] = f"{polite_rate}/s" if polite_rate else f"{args.noisy_in_flight} in flight"
         print(json.dumps(row), flush=True)
     return 0
 
@@ -394,11 +459,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--role", choices=("bench", "quiet", "noisy"), default="bench")
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=6, help="windows per case, alternating")
+    parser.add_argument("--rounds", type=int, default=10, help="windows per case, alternating")
     parser.add_argument("--warmup-s", type=float, default=0.5)
     parser.add_argument("--measure-s", type=float, default=3.0)
     parser.add_argument("--quiet-rate", type=int, default=300, help="the quiet caller's calls/s")
     parser.add_argument("--noisy-in-flight", type=int, default=64)
+    parser.add_argument("--polite-rate", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--noisy-rate", type=int, default=100, help="the noisy token's rate limit")
     parser.add_argument("--heavier-noisy-rate", type=int, default=500, help="the heavier one's")
     return parser
