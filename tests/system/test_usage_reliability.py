@@ -30,7 +30,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from billing.domain.errors import Unavailable
-from billing.domain.usage import UsageRows
+from billing.domain.usage import LateWindow, UsageRows
 from billing.store.database import connect
 from billing.store.usage import PostgresUsageStore
 from billing.v1 import catalog_pb2 as cpb
@@ -642,4 +642,4 @@ async def test_the_protocol_error_asyncpg_raises_for_a_terminated_backend_is_una
     rows.add("key", "cus_1", "", "mtr_1", 1_700_000_000_000_000, "{}", "1")
     store = PostgresUsageStore(_PoolOfTerminatedConnections())  # type: ignore[arg-type]
     with pytest.raises(Unavailable):
-        await store.insert(rows)
+        await store.insert(rows, LateWindow())

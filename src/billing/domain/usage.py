@@ -128,6 +128,7 @@ class Stored(enum.Enum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"  # the key is taken by an event with another payload
     UNKNOWN_CUSTOMER = "unknown_customer"
+    OUTSIDE_CLOCK_WINDOW = "outside_clock_window"  # the customer's test clock is elsewhere in time
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from billing.domain.catalog import Aggregation, Meter
-from billing.domain.usage import ClockTimes, Stored, UsageRows, UsageTotal
+from billing.domain.usage import ClockTimes, LateWindow, Stored, UsageRows, UsageTotal
 from billing.store._types import Connection
 from billing.store.unit_of_work import pooled_connection
 
@@ -40,7 +40,13 @@ from billing.store.unit_of_work import pooled_connection
 # that took them as this statement's snapshot saw it (NULL if a concurrent batch took the key
 # after the snapshot). received_seq is one sequence value per statement, shifted past the
 # batch's positions (at most 10,000 < 2^14), so the order of receipt costs no nextval per event.
+#
+# A test clock's customer lives in its clock's time: its event must fall in the late window
+# ($9 seconds back, $10 ahead) around the clock's frozen_time, read in this statement, whatever
+# the server's time says (the caller checked the server's window, or the clock's for events
+# outside it; an event in the server's window may still be years from the clock's).
 SEPARATOR = "\x1f"
+_DEFAULT_WINDOW = LateWindow()
 _INSERT = """
 WITH input AS (
     SELECT * FROM unnest(coalesce($1::text[], string_to_array($8, E'\\x1f')), string_to_array($2, E'\\x1f'),
@@ -50,18 +56,23 @@ WITH input AS (
         WITH ORDINALITY AS t(key, customer_ref, crm_ref, meter_id, micros, props, value, ord)
 ), resolved AS (
     SELECT r.*, hash_record_extended((r.customer_id, r.meter_id, r.occurred_at, r.properties, r.value), 0)
-                AS fingerprint
+                AS fingerprint,
+           coalesce(r.occurred_at BETWEEN clock.frozen_time - $9 * interval '1 second'
+                    AND clock.frozen_time + $10 * interval '1 second', true) AS in_clock_window
     FROM (
         SELECT i.ord, i.key, coalesce(by_id.id, by_crm.id) AS customer_id, i.meter_id,
+               coalesce(by_id.test_clock_id, by_crm.test_clock_id) AS clock_id,
                timestamptz 'epoch' + i.micros * interval '1 microsecond' AS occurred_at,
                i.props::jsonb AS properties, trim_scale(nullif(i.value, '')::numeric) AS value
         FROM input i
         LEFT JOIN customers by_id ON by_id.id = i.customer_ref
         LEFT JOIN customers by_crm ON by_crm.crm_account_id = i.crm_ref
     ) r
+    LEFT JOIN test_clocks clock ON clock.id = r.clock_id
 ), fresh AS (
     INSERT INTO usage_keys (idempotency_key, fingerprint, occurred_at, customer_id, meter_id)
-    SELECT key, fingerprint, occurred_at, customer_id, meter_id FROM resolved WHERE customer_id IS NOT NULL
+    SELECT key, fingerprint, occurred_at, customer_id, meter_id FROM resolved
+    WHERE customer_id IS NOT NULL AND in_clock_window
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key
 ), stored AS (
@@ -71,15 +82,18 @@ WITH input AS (
            (SELECT nextval('usage_received_seq')) * 16384 + r.ord
     FROM resolved r JOIN fresh ON fresh.idempotency_key = r.key
 )
-SELECT r.ord, r.customer_id IS NOT NULL AS customer_known, r.fingerprint AS mine,
-       CASE WHEN r.customer_id IS NOT NULL
+SELECT r.ord, r.customer_id IS NOT NULL AS customer_known, r.in_clock_window, r.fingerprint AS mine,
+       CASE WHEN r.customer_id IS NOT NULL AND r.in_clock_window
             THEN (SELECT k.fingerprint FROM usage_keys k WHERE k.idempotency_key = r.key) END AS theirs
 FROM resolved r
-WHERE r.customer_id IS NULL OR NOT EXISTS (SELECT FROM fresh WHERE fresh.idempotency_key = r.key)
+WHERE r.customer_id IS NULL OR NOT r.in_clock_window
+   OR NOT EXISTS (SELECT FROM fresh WHERE fresh.idempotency_key = r.key)
 """
 
 
-async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
+async def insert_usage(
+    connection: Connection, rows: UsageRows, window: LateWindow = _DEFAULT_WINDOW
+) -> list[Stored]:
     """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict.
 
     Each copy of a key is judged against the payload the key ends up stored with: the one
@@ -89,11 +103,11 @@ async def insert_usage(connection: Connection, rows: UsageRows) -> list[Stored]:
     """
     rounds = _rounds(rows.keys)
     if len(rounds) <= 1:
-        return await _insert_distinct(connection, rows) if rows.keys else []
+        return await _insert_distinct(connection, rows, window) if rows.keys else []
     outcomes = [Stored.ACCEPTED] * len(rows)
     async with connection.transaction():
         for indexes in rounds:
-            stored = await _insert_distinct(connection, rows.select(indexes))
+            stored = await _insert_distinct(connection, rows.select(indexes), window)
             for index, outcome in zip(indexes, stored, strict=True):
                 outcomes[index] = outcome
     return outcomes
@@ -114,7 +128,7 @@ def _rounds(keys: list[str]) -> list[list[int]]:
     return rounds
 
 
-async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stored]:
+async def _insert_distinct(connection: Connection, rows: UsageRows, window: LateWindow) -> list[Stored]:
     join = SEPARATOR.join
     keys = join(rows.keys)
     joinable = keys.count(SEPARATOR) == len(rows) - 1
@@ -122,7 +136,7 @@ async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stor
         _INSERT,
         None if joinable else rows.keys, join(rows.customer_ids), rows.crm_ids if any(rows.crm_ids) else None,
         join(rows.meter_ids), join(map(str, rows.micros)), join(rows.properties), join(rows.values),
-        keys if joinable else None,
+        keys if joinable else None, window.back.total_seconds(), window.ahead.total_seconds(),
     )  # fmt: skip
     outcomes = [Stored.ACCEPTED] * len(rows)
     unseen: dict[str, int] = {}
@@ -130,6 +144,8 @@ async def _insert_distinct(connection: Connection, rows: UsageRows) -> list[Stor
         index = record["ord"] - 1
         if not record["customer_known"]:
             outcomes[index] = Stored.UNKNOWN_CUSTOMER
+        elif not record["in_clock_window"]:
+            outcomes[index] = Stored.OUTSIDE_CLOCK_WINDOW
         elif record["theirs"] is None:
             # Taken by a concurrent batch after this statement's snapshot: look again below.
             unseen[rows.keys[index]] = index
@@ -288,9 +304,9 @@ class PostgresUsageStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
-    async def insert(self, rows: UsageRows) -> list[Stored]:
+    async def insert(self, rows: UsageRows, window: LateWindow) -> list[Stored]:
         async with self._connection() as connection:
-            return await insert_usage(connection, rows)
+            return await insert_usage(connection, rows, window)
 
     async def cancel(self, key: str) -> tuple[bool, datetime] | None:
         async with self._connection() as connection:

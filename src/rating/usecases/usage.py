@@ -79,7 +79,10 @@ class CustomerClocks(Protocol):
 
 
 class UsageStore(CustomerClocks, Protocol):
-    async def insert(self, rows: UsageRows) -> list[Stored]: ...
+    async def insert(self, rows: UsageRows, window: LateWindow) -> list[Stored]:
+        """Store new events of ``rows``; a test clock's customer's event only within ``window``
+        around its clock's time (read as the rows are stored)."""
+        ...
 
     async def cancel(self, key: str) -> tuple[bool, datetime] | None: ...
 
@@ -322,7 +325,7 @@ async def record_batch(
     prepared = _prepare(events, snapshot, now, window)
     if prepared.out_of_window:
         await _on_test_clocks(store, events, prepared, snapshot, window)
-    stored = await store.insert(UsageRows.of(prepared.rows)) if prepared.rows else []
+    stored = await store.insert(UsageRows.of(prepared.rows), window) if prepared.rows else []
     return _answer(prepared, stored, len(events))
 
 
@@ -344,6 +347,11 @@ _STORED_ANSWERS: dict[Stored, Outcome | Rejection] = {
         FailedPrecondition, "idempotency_key", "this key was already used for an event with another payload"
     ),
     Stored.UNKNOWN_CUSTOMER: Rejection(NotFound, "customer", "no such customer"),
+    Stored.OUTSIDE_CLOCK_WINDOW: Rejection(
+        FailedPrecondition,
+        "timestamp",
+        "timestamp is outside the late-event window around the customer's test clock time",
+    ),
 }
 
 
@@ -357,9 +365,16 @@ class GroupCommitter:
     """
 
     def __init__(
-        self, store: UsageStore, *, max_delay: float = 0.002, max_rows: int = 1000, max_pending: int = 10_000
+        self,
+        store: UsageStore,
+        *,
+        window: LateWindow = DEFAULT_WINDOW,
+        max_delay: float = 0.002,
+        max_rows: int = 1000,
+        max_pending: int = 10_000,
     ) -> None:
         self._store = store
+        self.window = window
         self._max_delay = max_delay
         self._max_rows = max_rows
         self._room = asyncio.Semaphore(max_pending)
@@ -393,7 +408,7 @@ class GroupCommitter:
 
     async def _commit(self, rows: UsageRows, waiters: list[asyncio.Future[Stored]]) -> None:
         try:
-            outcomes = await self._store.insert(rows)
+            outcomes = await self._store.insert(rows, self.window)
         except Exception as error:
             for future in waiters:
                 if not future.done():  # a caller that gave up (deadline) cancelled its future
@@ -410,10 +425,10 @@ async def record_one(
     catalog: CatalogSource,
     event: EventLike,
     now: datetime,
-    window: LateWindow = DEFAULT_WINDOW,
 ) -> Outcome:
     """Store one event through group commit; raise the error a rejected event deserves."""
     snapshot = catalog.current()
+    window = committer.window
     checked = _check(event, _Batch(snapshot, now, window, *window.bounds(now)))
     if isinstance(checked, Rejection) and _out_of_window(checked):
         prepared = _Prepared([], [], {0: checked}, [0])

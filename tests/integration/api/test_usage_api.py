@@ -220,12 +220,8 @@ async def test_summaries_aggregate_filter_group_and_forget_cancelled_events(
     assert set(field_violations(bad)) == {"group_by"}
 
 
-async def test_a_test_clock_customer_reports_usage_in_the_clock_time(
-    usage_stub, customer_stub, clock_stub, world
-) -> None:  # type: ignore[no-untyped-def]
-    """Its late window is the clock's: 35 days back and 5 minutes ahead of the clock's time,
-    years from the server's; a real customer's event at that time is still refused."""
-    clock_time = datetime(2031, 3, 10, 12, tzinfo=UTC)
+async def _clock_customer(clock_stub, customer_stub, clock_time: datetime) -> tuple[cust.Customer, str]:  # type: ignore[no-untyped-def]
+    """A customer, with a CRM account id, on a new test clock frozen at ``clock_time``."""
     clock = (
         await clock_stub.CreateTestClock(
             tc.CreateTestClockRequest(
@@ -244,6 +240,16 @@ async def test_a_test_clock_customer_reports_usage_in_the_clock_time(
             )
         )
     ).customer
+    return simulated, crm
+
+
+async def test_a_test_clock_customer_reports_usage_in_the_clock_time(
+    usage_stub, customer_stub, clock_stub, world
+) -> None:  # type: ignore[no-untyped-def]
+    """Its late window is the clock's: 35 days back and 5 minutes ahead of the clock's time,
+    years from the server's; a real customer's event at that time is still refused."""
+    clock_time = datetime(2031, 3, 10, 12, tzinfo=UTC)
+    simulated, crm = await _clock_customer(clock_stub, customer_stub, clock_time)
     events = [
         _event(world, customer=simulated.name, timestamp=_stamp(clock_time - timedelta(days=2)), value="2"),
         _event(world, customer="", crm_account_id=crm, timestamp=_stamp(clock_time), value="5"),
@@ -274,3 +280,41 @@ async def test_a_test_clock_customer_reports_usage_in_the_clock_time(
         )
     )
     assert [(g.value, g.event_count) for g in summary.groups] == [("11", 3)]  # 2 + 5 + 4
+
+
+async def test_a_test_clock_customer_s_event_in_real_time_is_refused(
+    usage_stub, customer_stub, clock_stub, world
+) -> None:  # type: ignore[no-untyped-def]
+    """An event at the server's "now" is inside the server's window but years from the clock's
+    time: counted, it would land in a period the clock's customer never reaches."""
+    clock_time = datetime(2031, 3, 10, 12, tzinfo=UTC)
+    simulated, crm = await _clock_customer(clock_stub, customer_stub, clock_time)
+    real_time = [
+        _event(world, customer=simulated.name),
+        _event(world, customer="", crm_account_id=crm),
+        _event(world, customer=simulated.name, timestamp=_stamp(clock_time)),
+        _event(world),  # a real customer at the server's time
+    ]
+    response = await usage_stub.RecordUsageBatch(pb.RecordUsageBatchRequest(events=real_time))
+    assert [(r.outcome, r.field) for r in response.results] == [
+        (pb.USAGE_OUTCOME_REJECTED, "timestamp"),
+        (pb.USAGE_OUTCOME_REJECTED, "timestamp"),
+        (pb.USAGE_OUTCOME_ACCEPTED, ""),
+        (pb.USAGE_OUTCOME_ACCEPTED, ""),
+    ]
+    assert "test clock" in response.results[0].reason
+    assert response.results[0].code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    single = await failure(
+        usage_stub.RecordUsage(pb.RecordUsageRequest(event=_event(world, customer=simulated.name)))
+    )
+    assert single.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "test clock" in (single.details() or "")
+    summary = await usage_stub.GetUsageSummary(
+        pb.GetUsageSummaryRequest(
+            customer=simulated.name,
+            meter=world["messages"],
+            start_time=_stamp(datetime.now(UTC) - timedelta(days=1)),
+            end_time=_stamp(datetime.now(UTC) + timedelta(days=1)),
+        )
+    )
+    assert [(g.value, g.event_count) for g in summary.groups] == [("0", 0)]  # none in the server's time

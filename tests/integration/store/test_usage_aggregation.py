@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from billing.domain.catalog import Aggregation, Meter
-from billing.domain.usage import MeteredEvent, Stored, UsageRows, aggregate, matches
+from billing.domain.usage import LateWindow, MeteredEvent, Stored, UsageRows, aggregate, matches
 from billing.store.usage import aggregate_usage, cancel_usage, insert_usage
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,6 +83,39 @@ HOUR_AGO = NOW - timedelta(hours=1)
 
 
 # --- insert_usage ---------------------------------------------------------------------------
+
+
+async def test_a_test_clock_customer_s_event_is_stored_only_within_the_window_around_its_clock(
+    connection: asyncpg.Connection,
+) -> None:
+    clock_time = NOW - timedelta(days=10)
+    clock_id = f"clk_{uuid.uuid4().hex[:16]}"
+    await connection.execute(
+        "INSERT INTO test_clocks (id, frozen_time) VALUES ($1, $2)", clock_id, clock_time
+    )
+    customer = await _customer(connection, crm=f"crm-{uuid.uuid4().hex}")
+    await connection.execute("UPDATE customers SET test_clock_id = $1 WHERE id = $2", clock_id, customer)
+    tick = timedelta(microseconds=1)
+    window = LateWindow()
+    instants = [
+        clock_time - window.back,  # the window's bounds are in it
+        clock_time + window.ahead,
+        clock_time - window.back - tick,
+        clock_time + window.ahead + tick,
+        NOW,  # the server's time: ten days after the clock's
+    ]
+    rows = _rows(*((_key(), customer, "", METER_ID, at, "{}", "1") for at in instants))
+    outside = Stored.OUTSIDE_CLOCK_WINDOW
+    assert await insert_usage(connection, rows, window) == [Stored.ACCEPTED] * 2 + [outside] * 3
+    assert [len(await _stored(connection, key)) for key in rows.keys] == [1, 1, 0, 0, 0]
+    narrow = LateWindow(back=timedelta(days=1), ahead=timedelta(0))
+    rows = _rows(
+        *(
+            (_key(), customer, "", METER_ID, at, "{}", "1")
+            for at in (clock_time - narrow.back, clock_time + tick)
+        )
+    )
+    assert await insert_usage(connection, rows, narrow) == [Stored.ACCEPTED, outside]
 
 
 async def test_a_key_repeated_within_one_batch_is_stored_once_and_the_copy_is_a_duplicate(

@@ -16,7 +16,7 @@ import pytest
 
 from billing.domain.catalog import Aggregation, Catalog, Meter
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from billing.domain.usage import MAX_BATCH_EVENTS, ClockTimes, Stored, UsageRows, UsageTotal
+from billing.domain.usage import MAX_BATCH_EVENTS, ClockTimes, LateWindow, Stored, UsageRows, UsageTotal
 from rating.usecases import usage
 from rating.usecases.usage import GroupCommitter, Outcome, Rejection, SummaryQuery
 
@@ -69,7 +69,7 @@ class FakeUsageStore:
         self.queries: list[dict[str, Any]] = []
         self.totals: list[UsageTotal] = []
 
-    async def insert(self, rows: UsageRows) -> list[Stored]:
+    async def insert(self, rows: UsageRows, window: LateWindow) -> list[Stored]:
         self.inserts.append(rows)
         self.rows_in_flight += len(rows)
         self.most_rows_in_flight = max(self.most_rows_in_flight, self.rows_in_flight)
@@ -395,8 +395,8 @@ async def test_concurrent_submits_are_committed_together_in_one_insert() -> None
 
 async def test_each_caller_gets_the_outcome_of_its_own_event() -> None:
     store = FakeUsageStore()
-    await store.insert(UsageRows.of([_one("seen")]))
-    await store.insert(UsageRows.of([_one("taken", value="2")]))
+    await store.insert(UsageRows.of([_one("seen")]), LateWindow())
+    await store.insert(UsageRows.of([_one("taken", value="2")]), LateWindow())
     committer = GroupCommitter(store, max_delay=0.01)
     submits = {
         "new": _one("new"),
