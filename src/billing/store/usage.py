@@ -94,7 +94,8 @@ WHERE r.customer_id IS NULL OR NOT r.in_clock_window
 async def insert_usage(
     connection: Connection, rows: UsageRows, window: LateWindow = _DEFAULT_WINDOW
 ) -> list[Stored]:
-    """Store new events of ``rows``; say for each whether it was new, a replay, or a conflict.
+    """Store new events of ``rows``; say for each whether it was new, a replay, a conflict, of an
+    unknown customer, or outside the ``window`` around its customer's test clock.
 
     Each copy of a key is judged against the payload the key ends up stored with: the one
     stored before, else its first copy here, else a concurrent batch's. One statement cannot
