@@ -2,7 +2,7 @@
 
     python bench/quote.py            # from the repo root; ``make bench`` runs it too
 
-What runs, all in one invocation (about 35 s, capped at 60 s by a watchdog):
+What runs, all in one invocation (about 90 s, capped by a watchdog):
 
 - a database: a fresh ``bench_<hex>`` on the ``DATABASE_URL`` server (dropped at the end), or an
   embedded PostgreSQL in a temporary folder when ``DATABASE_URL`` is unset; migrated and seeded
@@ -19,6 +19,10 @@ What runs, all in one invocation (about 35 s, capped at 60 s by a watchdog):
   low; it reports its CPU use and the servers', so one can see that a server is the limit.
   The servers are measured alternately (ABBA) in several short windows after a warm-up, because
   the rate of these virtual machines drifts by +-20 % within seconds; each case pools its windows.
+
+Then both servers again, the cached cart only, sent at a fixed rate in an open loop (half the
+rate the no-op server reached): ``realistic_cart_paced`` and ``noop_baseline_paced``, the
+latency a caller sees below saturation, where a closed loop's latency is mostly its own queue.
 
 Before measuring, the real server's answer to the cart is checked against hand-computed amounts.
 
@@ -61,6 +65,8 @@ DEFAULT_WARMUP_S = 2.0
 DEFAULT_ROUND_WARMUP_S = 0.5
 DEFAULT_MEASURE_S = 2.5
 WATCHDOG_S = 60
+# The paced cases send at this share of the rate the no-op server reached in the same run.
+PACED_SHARE = 0.5
 CALL_TIMEOUT_S = 5.0
 QUOTE_METHOD = "/billing.v1.RatingService/Quote"
 
@@ -212,22 +218,38 @@ def client(args: argparse.Namespace) -> None:
         errors: list[str] = []
         stop = False
 
-        async def worker(stub: Any) -> None:
-            perf = time.perf_counter_ns
-            record = latencies.append
-            while not stop:
-                body = distinct_cart() if vary else payload
-                began = perf()
-                try:
-                    await stub(body, timeout=CALL_TIMEOUT_S, metadata=metadata)
-                except grpc.aio.AioRpcError as error:
-                    errors.append(f"{error.code().name}: {error.details()}")
-                    continue
-                ended = perf()
-                if window[0] <= ended < window[1]:
-                    record(ended - began)
+        async def call(stub: Any) -> None:
+            body = distinct_cart() if vary else payload
+            began = time.perf_counter_ns()
+            try:
+                await stub(body, timeout=CALL_TIMEOUT_S, metadata=metadata)
+            except grpc.aio.AioRpcError as error:
+                errors.append(f"{error.code().name}: {error.details()}")
+                return
+            ended = time.perf_counter_ns()
+            if window[0] <= ended < window[1]:
+                latencies.append(ended - began)
 
-        workers = [asyncio.create_task(worker(stubs[i % len(stubs)])) for i in range(args.concurrency)]
+        async def worker(stub: Any) -> None:
+            while not stop:
+                await call(stub)
+
+        async def paced() -> None:
+            # An open loop, as from many browsers: calls go out at the rate whatever the answers do.
+            calls: set[asyncio.Task[None]] = set()
+            started, sent = time.perf_counter(), 0
+            while not stop:
+                task = asyncio.create_task(call(stubs[sent % len(stubs)]))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+                sent += 1
+                await asyncio.sleep(max(0.0, started + sent / args.paced_rate - time.perf_counter()))
+            await asyncio.gather(*calls)
+
+        if args.paced_rate:
+            workers = [asyncio.create_task(paced())]
+        else:
+            workers = [asyncio.create_task(worker(stubs[i % len(stubs)])) for i in range(args.concurrency)]
         await asyncio.sleep(warmup_s)
         client_before, server_before = cpu_s(), _cpu_seconds_of(server_pid)
         window[0] = time.perf_counter_ns()
@@ -629,6 +651,7 @@ def run_client(
     payload: bytes,
     token: str,
     on_measuring: Any,
+    paced_rate: int = 0,
 ) -> list[dict[str, Any]]:
     argv = _self(
         "client",
@@ -652,6 +675,8 @@ def run_client(
         str(args.round_warmup_s),
         "--measure-s",
         str(args.measure_s),
+        "--paced-rate",
+        str(paced_rate),
         *(["--cpu", str(cpu)] if cpu is not None else []),
     )
     process = procs.start(
@@ -695,14 +720,17 @@ def _py_spy_argv(args: argparse.Namespace, pid: int) -> list[str]:
     return [args.py_spy, "record", "--pid", str(pid), *options, "--output", args.profile_out]
 
 
-def _case(case: str, rate_key: str, result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def _case(
+    case: str, rate_key: str, result: dict[str, Any], args: argparse.Namespace, paced_rate: int = 0
+) -> dict[str, Any]:
+    load = {"sent_per_s": paced_rate} if paced_rate else {"concurrency": args.concurrency}
     return {
         "bench": "quote",
         "case": case,
         rate_key: round(result["rate_per_s"]),
         "p50_ms": round(result["p50_ms"], 2),
         "p99_ms": round(result["p99_ms"], 2),
-        "concurrency": args.concurrency,
+        **load,
         "channels": args.channels,
         "rounds": args.rounds,
         "server_cpu_pct": round(result["server_cpu_pct"]),
@@ -713,9 +741,9 @@ def _case(case: str, rate_key: str, result: dict[str, Any], args: argparse.Names
 def orchestrate(args: argparse.Namespace) -> int:
     import asyncio
 
-    load_s = args.rounds * 3 * (args.round_warmup_s + args.measure_s) + 3 * args.warmup_s
+    load_s = args.rounds * 5 * (args.round_warmup_s + args.measure_s) + 5 * args.warmup_s
     signal.signal(signal.SIGTERM, _on_term)
-    _arm_watchdog(max(WATCHDOG_S, int(load_s + 25)))
+    _arm_watchdog(max(WATCHDOG_S, int(load_s + 45)))
     server_cpu, client_cpu = _cpus()
     procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
@@ -760,6 +788,19 @@ def orchestrate(args: argparse.Namespace) -> int:
                     checkout_token,
                     on_measuring,
                 )
+                # Latency below saturation: both servers at half the rate the no-op one reached.
+                paced_rate = round(baseline["rate_per_s"] * PACED_SHARE)
+                log(f"paced: {paced_rate} calls/s to each server in turn, an open loop")
+                paced, paced_baseline = run_client(
+                    procs,
+                    args,
+                    client_cpu,
+                    [(real, real_server.pid, False), (noop, noop_pid, False)],
+                    payload,
+                    checkout_token,
+                    lambda target, round_: None,
+                    paced_rate,
+                )
                 problems = [line for line in _tail(server_log, 1000).splitlines() if _is_problem(line)]
                 if problems:
                     log("the rating server logged:\n" + "\n".join(problems[-20:]))
@@ -784,6 +825,10 @@ def orchestrate(args: argparse.Namespace) -> int:
             "ratio_pct": round(100 * quoted["rate_per_s"] / baseline["rate_per_s"], 1),
             "distinct_ratio_pct": round(100 * distinct["rate_per_s"] / baseline["rate_per_s"], 1),
         },
+        # The same cart, sent at a fixed rate (open loop) rather than as fast as answers come:
+        # the latency a caller sees when the server is not saturated.
+        _case("realistic_cart_paced", "quotes_per_s", paced, args, paced_rate),
+        _case("noop_baseline_paced", "calls_per_s", paced_baseline, args, paced_rate),
     ]
     for line in lines:
         print(json.dumps(line), flush=True)
@@ -809,6 +854,7 @@ def main() -> int:
     parser.add_argument("--profile-out", default="quote-profile.txt", help="py-spy raw (collapsed) output")
     parser.add_argument("--profile-case", choices=sorted(PROFILED), default="realistic_cart")
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--paced-rate", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", help=argparse.SUPPRESS)
     parser.add_argument("--request-hex", help=argparse.SUPPRESS)
