@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,17 @@ def _traceparent(sampled: bool = True) -> tuple[str, int]:
 
 def _spans_of(trace_id: int) -> list[ReadableSpan]:
     return [s for s in SPANS.get_finished_spans() if s.context is not None and s.context.trace_id == trace_id]
+
+
+async def _ended_spans_of(trace_id: int) -> list[ReadableSpan]:
+    """The trace's spans once its server span has ended. A call ended by abort sends its status
+    before the handler unwinds, so the client may see the status before the span is finished."""
+    for _ in range(500):
+        spans = _spans_of(trace_id)
+        if any(s.kind is SpanKind.SERVER for s in spans):
+            return spans
+        await asyncio.sleep(0.01)
+    return _spans_of(trace_id)
 
 
 def _call_counts() -> dict[tuple[str, int], int]:
@@ -80,7 +92,7 @@ async def test_a_sampled_caller_gets_a_server_span_with_query_spans_under_it(
         customer_pb2.CreateCustomerRequest(customer=customer, request_id=request_id()),
         metadata=(("traceparent", header),),
     )
-    spans = _spans_of(trace_id)
+    spans = await _ended_spans_of(trace_id)
     (server,) = [s for s in spans if s.kind is SpanKind.SERVER]
     assert server.name == "billing.v1.CustomerService/CreateCustomer"
     assert server.attributes is not None
@@ -119,7 +131,7 @@ async def test_a_failed_call_marks_its_span_as_an_error_with_the_status(
         stub.Quote(rating_pb2.QuoteRequest(currency="NOPE"), metadata=(("traceparent", header),))
     )
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
-    (span,) = _spans_of(trace_id)
+    (span,) = await _ended_spans_of(trace_id)
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "INVALID_ARGUMENT"  # the name only: details echo input
     assert span.attributes is not None
@@ -131,7 +143,7 @@ async def test_an_undecodable_request_is_traced_as_invalid_argument(traced_chann
     call = traced_channel.unary_unary("/billing.v1.RatingService/Quote")
     error = await failure(call(b"\xff\xff\xff", metadata=(("traceparent", header),)))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
-    (span,) = _spans_of(trace_id)
+    (span,) = await _ended_spans_of(trace_id)
     assert span.status.status_code is StatusCode.ERROR
 
 
@@ -142,7 +154,11 @@ async def test_calls_are_counted_per_method_and_status(traced_channel: grpc.aio.
     for _ in range(3):
         await stub.Quote(_quote())
     await failure(stub.Quote(rating_pb2.QuoteRequest(currency="NOPE")))
-    after = _call_counts()
+    for _ in range(500):  # the refused call is counted as its handler unwinds, after its status
+        after = _call_counts()
+        if after.get((method, 3), 0) > before.get((method, 3), 0):
+            break
+        await asyncio.sleep(0.01)
     assert after.get((method, 0), 0) - before.get((method, 0), 0) == 3
     assert after.get((method, 3), 0) - before.get((method, 3), 0) == 1
 
