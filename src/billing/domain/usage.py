@@ -50,6 +50,9 @@ class LateWindow:
         return None
 
 
+DEFAULT_WINDOW = LateWindow()
+
+
 @dataclass(frozen=True, slots=True)
 class ClockTimes:
     """The time of the test clock of each customer on one, by customer id and by CRM account

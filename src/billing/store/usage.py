@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from billing.domain.catalog import Aggregation, Meter
-from billing.domain.usage import ClockTimes, LateWindow, Stored, UsageRows, UsageTotal
+from billing.domain.usage import DEFAULT_WINDOW, ClockTimes, LateWindow, Stored, UsageRows, UsageTotal
 from billing.store._types import Connection
 from billing.store.unit_of_work import pooled_connection
 
@@ -46,7 +46,6 @@ from billing.store.unit_of_work import pooled_connection
 # the server's time says (the caller checked the server's window, or the clock's for events
 # outside it; an event in the server's window may still be years from the clock's).
 SEPARATOR = "\x1f"
-_DEFAULT_WINDOW = LateWindow()
 _INSERT = """
 WITH input AS (
     SELECT * FROM unnest(coalesce($1::text[], string_to_array($8, E'\\x1f')), string_to_array($2, E'\\x1f'),
@@ -92,7 +91,7 @@ WHERE r.customer_id IS NULL OR NOT r.in_clock_window
 
 
 async def insert_usage(
-    connection: Connection, rows: UsageRows, window: LateWindow = _DEFAULT_WINDOW
+    connection: Connection, rows: UsageRows, window: LateWindow = DEFAULT_WINDOW
 ) -> list[Stored]:
     """Store new events of ``rows``; say for each whether it was new, a replay, a conflict, of an
     unknown customer, or outside the ``window`` around its customer's test clock.

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from billing.domain.catalog import Aggregation, Catalog, Meter
 from billing.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from billing.domain.usage import (
+    DEFAULT_WINDOW,
     MAX_BATCH_EVENTS,
     MAX_KEY_LENGTH,
     ClockTimes,
@@ -35,7 +36,6 @@ from rating.usecases.ports import CatalogSource
 # A non-negative decimal with at most 18 integer digits and 12 decimal places; usage is never
 # negative (a correction is a cancellation).
 _VALUE = re.compile(r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?")
-DEFAULT_WINDOW = LateWindow()
 _CUSTOMER_NAME = re.compile(r"customers/([A-Za-z0-9_-]{1,64})")
 _T = TypeVar("_T")
 
